@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * qpeer: peer-to-peer QUIC across NATs, for libuv applications.
+ * This umbrella header includes every public qpeer header.
+ */
+#ifndef QPEER_H
+#define QPEER_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "qpeer/core.h"
+#include "qpeer/errno.h"
+#include "qpeer/version.h"
+#include "qpeer/addr.h"
+#include "qpeer/identity.h"
+#include "qpeer/endpoint.h"
+#include "qpeer/conn.h"
+#include "qpeer/stream.h"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QPEER_H */

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The handle base: initialisation, qpeer_close() dispatch to the concrete
+ * handle types, and type names.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "quic/handles.h"
+
+void qpeer__handle_init(qpeer_handle_t *h, uv_loop_t *loop,
+                        qpeer_handle_type type) {
+  memset(h, 0, sizeof(*h));
+  h->loop = loop;
+  h->type = type;
+  h->flags = QPEER__HANDLE_INIT;
+}
+
+int qpeer_close(qpeer_handle_t *h, qpeer_close_cb cb) {
+  if (!h || !(h->flags & QPEER__HANDLE_INIT))
+    return UV_EINVAL;
+  if (h->flags & (QPEER__HANDLE_CLOSING | QPEER__HANDLE_CLOSED))
+    return UV_EALREADY;
+  h->flags |= QPEER__HANDLE_CLOSING;
+  h->close_cb = cb;
+  switch (h->type) {
+  case QPEER_ENDPOINT:
+    return qpeer__endpoint_close((qpeer_endpoint_t *)h);
+  case QPEER_CONN:
+    return qpeer__conn_close((qpeer_conn_t *)h);
+  case QPEER_STREAM:
+    return qpeer__stream_close((qpeer_stream_t *)h);
+  default:
+    h->flags &= ~(unsigned)QPEER__HANDLE_CLOSING;
+    return UV_EINVAL;
+  }
+}
+
+int qpeer_is_closing(const qpeer_handle_t *h) {
+  return h && (h->flags & (QPEER__HANDLE_CLOSING | QPEER__HANDLE_CLOSED));
+}
+
+const char *qpeer_handle_type_name(qpeer_handle_type type) {
+  switch (type) {
+  case QPEER_ENDPOINT:
+    return "endpoint";
+  case QPEER_CONN:
+    return "conn";
+  case QPEER_STREAM:
+    return "stream";
+  default:
+    return "unknown";
+  }
+}

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Socket glue for the endpoint (see udp.h). This is the only file in lib/
+ * that issues socket system calls. Divisions: open/bind, receive batch,
+ * send (GSO or sendmmsg), close.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/addr.h"
+#include "internal.h"
+#include "net/udp.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+static void set_buffers(int fd) {
+  int size = 4 * 1024 * 1024;
+  /* FORCE works for root and ignores rmem_max; fall back to the capped
+   * request otherwise. */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
+static int probe_gso(int fd) {
+  int seg = 1200;
+  /* Setting the socket-level default and resetting it proves support. */
+  if (setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)) != 0)
+    return 0;
+  seg = 0;
+  setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg));
+  return 1;
+}
+
+int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
+                    const struct sockaddr *bind_addr, int v6only,
+                    int disable_gso) {
+  struct sockaddr_in6 any6;
+  socklen_t alen;
+  int fd, r, off = 0, on = 1, i;
+
+  memset(u, 0, sizeof(*u));
+  u->fd = -1;
+  if (!bind_addr) {
+    memset(&any6, 0, sizeof(any6));
+    any6.sin6_family = AF_INET6;
+    bind_addr = (const struct sockaddr *)&any6;
+  }
+  alen = qpeer__addr_len(bind_addr);
+  if (alen == 0)
+    return UV_EAFNOSUPPORT;
+  fd = socket(bind_addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+              0);
+  if (fd < 0)
+    return -errno;
+  u->family = bind_addr->sa_family;
+  if (u->family == AF_INET6) {
+    int v = v6only ? 1 : 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof(v));
+    u->v4mapped = !v6only;
+    (void)off;
+  }
+  {
+    /* Set DF so that path MTU probes are honest. */
+    int pmtu = IP_PMTUDISC_PROBE;
+    if (u->family == AF_INET)
+      setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+    else {
+      pmtu = IPV6_PMTUDISC_PROBE;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+      if (u->v4mapped) {
+        pmtu = IP_PMTUDISC_PROBE;
+        setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+      }
+    }
+  }
+  (void)on;
+  set_buffers(fd);
+  if (bind(fd, bind_addr, alen) != 0) {
+    r = -errno;
+    close(fd);
+    return r;
+  }
+  alen = sizeof(u->local);
+  if (getsockname(fd, (struct sockaddr *)&u->local, &alen) != 0) {
+    r = -errno;
+    close(fd);
+    return r;
+  }
+  u->gso = disable_gso ? 0 : probe_gso(fd);
+
+  u->rxbuf = qpeer__malloc((size_t)QPEER__UDP_RX_BATCH * QPEER__UDP_RX_SIZE);
+  u->msgs = qpeer__calloc(QPEER__UDP_RX_BATCH, sizeof(*u->msgs));
+  u->iovs = qpeer__calloc(QPEER__UDP_RX_BATCH, sizeof(*u->iovs));
+  u->addrs = qpeer__calloc(QPEER__UDP_RX_BATCH, sizeof(*u->addrs));
+  if (!u->rxbuf || !u->msgs || !u->iovs || !u->addrs) {
+    r = UV_ENOMEM;
+    goto fail;
+  }
+  for (i = 0; i < QPEER__UDP_RX_BATCH; i++) {
+    u->iovs[i].iov_base = u->rxbuf + (size_t)i * QPEER__UDP_RX_SIZE;
+    u->iovs[i].iov_len = QPEER__UDP_RX_SIZE;
+  }
+  r = uv_poll_init(loop, &u->poll, fd);
+  if (r != 0)
+    goto fail;
+  u->poll.data = u;
+  u->fd = fd;
+  u->events = UV_READABLE;
+  r = uv_poll_start(&u->poll, u->events, on_poll);
+  if (r != 0) {
+    /* The poll handle exists now; the caller closes it with udp_close. */
+    return r;
+  }
+  return 0;
+fail:
+  qpeer__free(u->rxbuf);
+  qpeer__free(u->msgs);
+  qpeer__free(u->iovs);
+  qpeer__free(u->addrs);
+  u->rxbuf = NULL;
+  u->msgs = NULL;
+  u->iovs = NULL;
+  u->addrs = NULL;
+  close(fd);
+  return r;
+}
+
+static void do_recv(qpeer__udp *u) {
+  int n, i, rounds;
+  /* Bounded: at most 16 batches per wake-up so that one busy socket cannot
+   * starve the loop. */
+  for (rounds = 0; rounds < 16; rounds++) {
+    for (i = 0; i < QPEER__UDP_RX_BATCH; i++) {
+      struct msghdr *h = &u->msgs[i].msg_hdr;
+      memset(h, 0, sizeof(*h));
+      h->msg_name = &u->addrs[i];
+      h->msg_namelen = sizeof(u->addrs[i]);
+      h->msg_iov = &u->iovs[i];
+      h->msg_iovlen = 1;
+      u->msgs[i].msg_len = 0;
+    }
+    n = recvmmsg(u->fd, u->msgs, QPEER__UDP_RX_BATCH, MSG_DONTWAIT, NULL);
+    if (n <= 0)
+      return;
+    for (i = 0; i < n && u->fd >= 0; i++) {
+      struct sockaddr_storage from;
+      struct msghdr *h = &u->msgs[i].msg_hdr;
+      qpeer__addr_normalize(&from, (struct sockaddr *)&u->addrs[i]);
+      u->on_recv(u, u->iovs[i].iov_base, u->msgs[i].msg_len,
+                 (struct sockaddr *)&from, (h->msg_flags & MSG_TRUNC) != 0);
+    }
+    if (u->on_batch_end && u->fd >= 0)
+      u->on_batch_end(u);
+    if (n < QPEER__UDP_RX_BATCH || u->fd < 0)
+      return;
+  }
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  qpeer__udp *u = p->data;
+  if (status < 0) {
+    qpeer__log(QPEER_LOG_WARN, "udp poll error: %s", uv_strerror(status));
+    return;
+  }
+  if ((events & UV_WRITABLE) && u->on_writable)
+    u->on_writable(u);
+  if ((events & UV_READABLE) && u->fd >= 0)
+    do_recv(u);
+}
+
+void qpeer__udp_want_writable(qpeer__udp *u, int on) {
+  int ev = UV_READABLE | (on ? UV_WRITABLE : 0);
+  if (u->fd < 0 || ev == u->events)
+    return;
+  u->events = ev;
+  uv_poll_start(&u->poll, ev, on_poll);
+}
+
+static int send_gso(qpeer__udp *u, const struct sockaddr *to,
+                    socklen_t tolen, const uint8_t *data, size_t len,
+                    size_t segsize) {
+  struct msghdr h;
+  struct iovec iov;
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } u_cmsg;
+  struct cmsghdr *cm;
+  uint16_t seg = (uint16_t)segsize;
+  ssize_t n;
+
+  memset(&h, 0, sizeof(h));
+  iov.iov_base = (void *)data;
+  iov.iov_len = len;
+  h.msg_name = (void *)to;
+  h.msg_namelen = tolen;
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  if (segsize < len) {
+    memset(&u_cmsg, 0, sizeof(u_cmsg));
+    h.msg_control = u_cmsg.buf;
+    h.msg_controllen = sizeof(u_cmsg.buf);
+    cm = CMSG_FIRSTHDR(&h);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(seg));
+    memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+  }
+  do {
+    n = sendmsg(u->fd, &h, 0);
+  } while (n < 0 && errno == EINTR);
+  u->syscalls++;
+  if (n < 0)
+    return -errno;
+  return 0;
+}
+
+static int send_mmsg(qpeer__udp *u, const struct sockaddr *to,
+                     socklen_t tolen, const uint8_t *data, size_t len,
+                     size_t segsize) {
+  struct mmsghdr m[QPEER__UDP_TX_BATCH];
+  struct iovec iov[QPEER__UDP_TX_BATCH];
+  size_t off = 0, cnt = 0, done = 0;
+  int n;
+  while (off < len && cnt < QPEER__UDP_TX_BATCH) {
+    size_t l = QPEER__MIN(segsize, len - off);
+    memset(&m[cnt], 0, sizeof(m[cnt]));
+    iov[cnt].iov_base = (void *)(data + off);
+    iov[cnt].iov_len = l;
+    m[cnt].msg_hdr.msg_name = (void *)to;
+    m[cnt].msg_hdr.msg_namelen = tolen;
+    m[cnt].msg_hdr.msg_iov = &iov[cnt];
+    m[cnt].msg_hdr.msg_iovlen = 1;
+    off += l;
+    cnt++;
+  }
+  while (done < cnt) {
+    do {
+      n = sendmmsg(u->fd, m + done, (unsigned)(cnt - done), 0);
+    } while (n < 0 && errno == EINTR);
+    u->syscalls++;
+    if (n < 0) {
+      /* Partly sent: report success for what went; the rest is lost like
+       * any UDP loss and QUIC recovers it. */
+      return done ? 0 : -errno;
+    }
+    done += (size_t)n;
+  }
+  return 0;
+}
+
+int qpeer__udp_send(qpeer__udp *u, const struct sockaddr *to,
+                    const uint8_t *data, size_t len, size_t segsize) {
+  struct sockaddr_storage dst;
+  socklen_t tolen;
+  int r;
+  if (u->fd < 0)
+    return UV_EBADF;
+  if (segsize == 0 || segsize > len)
+    segsize = len;
+  if (u->family == AF_INET6 && to->sa_family == AF_INET) {
+    if (!u->v4mapped)
+      return UV_EAFNOSUPPORT;
+    qpeer__addr_to_v6mapped(&dst, to);
+    to = (const struct sockaddr *)&dst;
+  } else if (u->family == AF_INET && to->sa_family != AF_INET) {
+    return UV_EAFNOSUPPORT;
+  }
+  tolen = qpeer__addr_len(to);
+  if (segsize == len || u->gso) {
+    r = send_gso(u, to, tolen, data, len, segsize);
+    if (r == UV_EIO && segsize < len) {
+      /* The device refused segmentation offload: stop using it. */
+      u->gso = 0;
+      r = send_mmsg(u, to, tolen, data, len, segsize);
+    }
+  } else {
+    r = send_mmsg(u, to, tolen, data, len, segsize);
+  }
+  if (r == UV_EAGAIN || r == -EWOULDBLOCK || r == UV_ENOBUFS)
+    return UV_EAGAIN;
+  return r;
+}
+
+static void on_poll_closed(uv_handle_t *h) {
+  qpeer__udp *u = h->data;
+  if (u->closing_fd >= 0)
+    close(u->closing_fd);
+  u->closing_fd = -1;
+  if (u->close_cb)
+    u->close_cb(h);
+}
+
+void qpeer__udp_close(qpeer__udp *u, uv_close_cb cb) {
+  u->closing_fd = u->fd;
+  u->close_cb = cb;
+  if (u->fd >= 0)
+    uv_poll_stop(&u->poll);
+  u->fd = -1;
+  qpeer__free(u->rxbuf);
+  qpeer__free(u->msgs);
+  qpeer__free(u->iovs);
+  qpeer__free(u->addrs);
+  u->rxbuf = NULL;
+  u->msgs = NULL;
+  u->iovs = NULL;
+  u->addrs = NULL;
+  u->poll.data = u;
+  uv_close((uv_handle_t *)&u->poll, on_poll_closed);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The endpoint's UDP socket: a non-blocking datagram socket driven by a
+ * uv_poll_t, with batched receive (recvmmsg) and batched send (UDP GSO via
+ * UDP_SEGMENT where the kernel accepts it, else sendmmsg).
+ */
+#ifndef QPEER_NET_UDP_H
+#define QPEER_NET_UDP_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define QPEER__UDP_RX_BATCH 64    /* datagrams per recvmmsg */
+#define QPEER__UDP_RX_SIZE 2048   /* bytes per receive slot */
+#define QPEER__UDP_TX_BATCH 64    /* segments per send call */
+
+typedef struct qpeer__udp qpeer__udp;
+
+/* Called for each received datagram; |truncated| when it did not fit. */
+typedef void (*qpeer__udp_recv_fn)(qpeer__udp *u, const uint8_t *data,
+                                   size_t len, const struct sockaddr *from,
+                                   int truncated);
+/* Called after a receive batch was dispatched. */
+typedef void (*qpeer__udp_batch_fn)(qpeer__udp *u);
+/* Called when the socket became writable after UV_EAGAIN. */
+typedef void (*qpeer__udp_writable_fn)(qpeer__udp *u);
+
+struct qpeer__udp {
+  uv_poll_t poll;                   /* readiness of fd */
+  int fd;                           /* the socket */
+  int family;                       /* AF_INET or AF_INET6 */
+  int v4mapped;                     /* IPv6 socket that carries IPv4 */
+  struct sockaddr_storage local;    /* bound address with real port */
+  int gso;                          /* UDP_SEGMENT usable */
+  int events;                       /* current poll events */
+  qpeer__udp_recv_fn on_recv;       /* per-datagram callback */
+  qpeer__udp_batch_fn on_batch_end; /* end-of-batch callback */
+  qpeer__udp_writable_fn on_writable; /* writable callback */
+  uint8_t *rxbuf;                   /* RX_BATCH * RX_SIZE bytes */
+  struct mmsghdr *msgs;             /* RX_BATCH headers */
+  struct iovec *iovs;               /* RX_BATCH iovecs */
+  struct sockaddr_storage *addrs;   /* RX_BATCH source addresses */
+  uint64_t syscalls;                /* send system calls made */
+  int closing_fd;                   /* fd to close once poll closed */
+  uv_close_cb close_cb;             /* user's close callback */
+};
+
+/* qpeer__udp_open creates and binds the socket and starts reading.
+ * Returns 0 or a UV_E* code. */
+int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
+                    const struct sockaddr *bind_addr, int v6only,
+                    int disable_gso);
+
+/* qpeer__udp_send sends |len| bytes to |to|: one datagram, or with
+ * |segsize| < |len| a train of |segsize|-byte datagrams (the last may be
+ * shorter). Returns 0, UV_EAGAIN (nothing sent; wait for on_writable),
+ * or another UV_E* code (the packets are dropped, as UDP may). */
+int qpeer__udp_send(qpeer__udp *u, const struct sockaddr *to,
+                    const uint8_t *data, size_t len, size_t segsize);
+
+/* qpeer__udp_want_writable turns writable notifications on or off. */
+void qpeer__udp_want_writable(qpeer__udp *u, int on);
+
+/* qpeer__udp_close stops I/O and closes the socket; |cb| gets the poll
+ * handle once it is closed. */
+void qpeer__udp_close(qpeer__udp *u, uv_close_cb cb);
+
+#endif /* QPEER_NET_UDP_H */
