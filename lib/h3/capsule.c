@@ -66,9 +66,11 @@ static int fail(qpeer__capsule_parser *p, int err) {
 /* Called once p->hdr holds a whole header: decodes it and picks the next
  * state. Returns 0 or a (sticky) error. */
 static int header_done(qpeer__capsule_parser *p) {
-  int n = qpeer__varint_decode(&p->type, p->hdr, p->hdrlen);
-  int m = qpeer__varint_decode(&p->len, p->hdr + n, p->hdrlen - (size_t)n);
-  (void)m;
+  qpeer__rbuf r;
+  /* Both varints are whole: header_need counted exactly their sizes. */
+  qpeer__rbuf_init(&r, p->hdr, p->hdrlen);
+  qpeer__rbuf_varint(&r, &p->type);
+  qpeer__rbuf_varint(&r, &p->len);
   p->hdrlen = 0;
   p->have = 0;
   if (!qpeer__capsule_is_known(p->type)) {
@@ -97,11 +99,17 @@ static int reserve(qpeer__capsule_parser *p) {
 int qpeer__capsule_parser_feed(qpeer__capsule_parser *p, const uint8_t *data,
                                size_t len, size_t *pnread,
                                qpeer__capsule *pcap) {
-  const uint8_t *in = data, *end = data + len;
+  const uint8_t *in, *end;
   size_t avail, n;
   int rv;
 
   *pnread = 0;
+  if (p->state == S_ERROR)
+    return p->err;
+  if (len == 0)
+    return 0; /* every capsule completes in the call carrying its end */
+  in = data;
+  end = data + len;
   for (;;) {
     avail = (size_t)(end - in);
     switch (p->state) {
@@ -128,8 +136,11 @@ int qpeer__capsule_parser_feed(qpeer__capsule_parser *p, const uint8_t *data,
       } else {
         if (avail == 0)
           goto out;
-        if (p->have == 0 && (rv = reserve(p)) < 0)
-          return rv;
+        if (p->have == 0) {
+          rv = reserve(p);
+          if (rv < 0)
+            return rv;
+        }
         n = (size_t)QPEER__MIN(p->len - p->have, (uint64_t)avail);
         memcpy(p->buf + p->have, in, n);
         p->have += n;
@@ -178,8 +189,10 @@ ssize_t qpeer__capsule_write_header(uint8_t *dest, size_t destlen,
   if (type > QPEER__VARINT_MAX || len > QPEER__VARINT_MAX)
     return UV_EINVAL;
   qpeer__wbuf_init(&w, dest, destlen);
-  if ((rv = qpeer__wbuf_varint(&w, type)) < 0 ||
-      (rv = qpeer__wbuf_varint(&w, len)) < 0)
+  rv = qpeer__wbuf_varint(&w, type);
+  if (rv == 0)
+    rv = qpeer__wbuf_varint(&w, len);
+  if (rv < 0)
     return rv;
   return (ssize_t)(w.p - dest);
 }
@@ -215,8 +228,8 @@ ssize_t qpeer__capsule_write_datagram_header(uint8_t *dest, size_t destlen,
 }
 
 ssize_t qpeer__capsule_write_datagram(uint8_t *dest, size_t destlen,
-                                      uint64_t context_id,
-                                      const uint8_t *data, size_t datalen) {
+                                      uint64_t context_id, const uint8_t *data,
+                                      size_t datalen) {
   ssize_t n =
       qpeer__capsule_write_datagram_header(dest, destlen, context_id, datalen);
   if (n < 0)
@@ -228,8 +241,7 @@ ssize_t qpeer__capsule_write_datagram(uint8_t *dest, size_t destlen,
   return n + (ssize_t)datalen;
 }
 
-ssize_t qpeer__capsule_write_compression_assign(uint8_t *dest,
-                                                size_t destlen,
+ssize_t qpeer__capsule_write_compression_assign(uint8_t *dest, size_t destlen,
                                                 uint64_t context_id,
                                                 const struct sockaddr *addr) {
   uint8_t value[8 + 1 + 16 + 2];
@@ -253,14 +265,13 @@ ssize_t qpeer__capsule_write_compression_assign(uint8_t *dest,
   } else {
     return UV_EINVAL;
   }
-  return qpeer__capsule_write(dest, destlen,
-                              QPEER__CAPSULE_COMPRESSION_ASSIGN, value,
-                              (size_t)(w.p - value));
+  return qpeer__capsule_write(dest, destlen, QPEER__CAPSULE_COMPRESSION_ASSIGN,
+                              value, (size_t)(w.p - value));
 }
 
 /* COMPRESSION_ACK and COMPRESSION_CLOSE share one layout. */
-static ssize_t write_context_only(uint8_t *dest, size_t destlen,
-                                  uint64_t type, uint64_t context_id) {
+static ssize_t write_context_only(uint8_t *dest, size_t destlen, uint64_t type,
+                                  uint64_t context_id) {
   uint8_t value[8];
   int n;
   if (context_id == 0)
@@ -286,20 +297,20 @@ ssize_t qpeer__capsule_write_compression_close(uint8_t *dest, size_t destlen,
 /* Decoders. */
 
 int qpeer__capsule_decode_datagram(const uint8_t *value, size_t len,
-                                   uint64_t *pcontext_id,
-                                   const uint8_t **pdata, size_t *pdatalen) {
+                                   uint64_t *pcontext_id, const uint8_t **pdata,
+                                   size_t *pdatalen) {
   qpeer__rbuf r;
   int rv;
   qpeer__rbuf_init(&r, value ? value : empty_value, len);
-  if ((rv = qpeer__rbuf_varint(&r, pcontext_id)) < 0)
+  rv = qpeer__rbuf_varint(&r, pcontext_id);
+  if (rv < 0)
     return rv;
   *pdata = r.p;
   *pdatalen = qpeer__rbuf_left(&r);
   return 0;
 }
 
-int qpeer__capsule_decode_compression_assign(const uint8_t *value,
-                                             size_t len,
+int qpeer__capsule_decode_compression_assign(const uint8_t *value, size_t len,
                                              qpeer__compression_assign *pa) {
   qpeer__rbuf r;
   const uint8_t *ip;
@@ -307,23 +318,29 @@ int qpeer__capsule_decode_compression_assign(const uint8_t *value,
   int rv;
   memset(pa, 0, sizeof(*pa));
   qpeer__rbuf_init(&r, value ? value : empty_value, len);
-  if ((rv = qpeer__rbuf_varint(&r, &pa->context_id)) < 0 ||
-      (rv = qpeer__rbuf_u8(&r, &pa->ip_version)) < 0)
+  rv = qpeer__rbuf_varint(&r, &pa->context_id);
+  if (rv == 0)
+    rv = qpeer__rbuf_u8(&r, &pa->ip_version);
+  if (rv < 0)
     return rv;
   if (pa->context_id == 0)
     return QPEER_EMALFORMED;
   if (pa->ip_version == 4) {
     struct sockaddr_in *a = (void *)&pa->addr;
-    if ((rv = qpeer__rbuf_bytes(&r, &ip, 4)) < 0 ||
-        (rv = qpeer__rbuf_u16(&r, &port)) < 0)
+    rv = qpeer__rbuf_bytes(&r, &ip, 4);
+    if (rv == 0)
+      rv = qpeer__rbuf_u16(&r, &port);
+    if (rv < 0)
       return rv;
     a->sin_family = AF_INET;
     memcpy(&a->sin_addr, ip, 4);
     a->sin_port = htons(port);
   } else if (pa->ip_version == 6) {
     struct sockaddr_in6 *a = (void *)&pa->addr;
-    if ((rv = qpeer__rbuf_bytes(&r, &ip, 16)) < 0 ||
-        (rv = qpeer__rbuf_u16(&r, &port)) < 0)
+    rv = qpeer__rbuf_bytes(&r, &ip, 16);
+    if (rv == 0)
+      rv = qpeer__rbuf_u16(&r, &port);
+    if (rv < 0)
       return rv;
     a->sin6_family = AF_INET6;
     memcpy(&a->sin6_addr, ip, 16);
@@ -341,7 +358,8 @@ static int decode_context_only(const uint8_t *value, size_t len,
   qpeer__rbuf r;
   int rv;
   qpeer__rbuf_init(&r, value ? value : empty_value, len);
-  if ((rv = qpeer__rbuf_varint(&r, pcontext_id)) < 0)
+  rv = qpeer__rbuf_varint(&r, pcontext_id);
+  if (rv < 0)
     return rv;
   if (qpeer__rbuf_left(&r) != 0 || *pcontext_id == 0)
     return QPEER_EMALFORMED;

@@ -43,17 +43,17 @@ typedef struct {
  * QPEER_EMALFORMED error. Unknown types are skipped as they stream past,
  * whatever their length, and never buffered. */
 typedef struct {
-  uint8_t *buf;       /* value reassembly buffer (qpeer__malloc'd or NULL) */
-  size_t bufcap;      /* allocated size of |buf|, never above max_value */
-  size_t max_value;   /* largest value accepted for a known type */
+  uint8_t *buf;     /* value reassembly buffer (qpeer__malloc'd or NULL) */
+  size_t bufcap;    /* allocated size of |buf|, never above max_value */
+  size_t max_value; /* largest value accepted for a known type */
   uint8_t hdr[QPEER__CAPSULE_HEADER_MAX]; /* header bytes seen so far */
-  size_t hdrlen;      /* bytes in |hdr| */
-  uint64_t type;      /* type of the capsule being read */
-  uint64_t len;       /* value length of the capsule being read */
-  uint64_t have;      /* value bytes buffered or skipped so far */
-  uint64_t nskipped;  /* number of unknown capsules skipped (statistics) */
-  int state;          /* a parser state (capsule.c) */
-  int err;            /* sticky error once state is the error state */
+  size_t hdrlen;                          /* bytes in |hdr| */
+  uint64_t type;                          /* type of the capsule being read */
+  uint64_t len;      /* value length of the capsule being read */
+  uint64_t have;     /* value bytes buffered or skipped so far */
+  uint64_t nskipped; /* number of unknown capsules skipped (statistics) */
+  int state;         /* a parser state (capsule.c) */
+  int err;           /* sticky error once state is the error state */
 } qpeer__capsule_parser;
 
 /* qpeer__capsule_parser_init prepares |p| to accept capsule values of up to
@@ -100,8 +100,8 @@ ssize_t qpeer__capsule_write(uint8_t *dest, size_t destlen, uint64_t type,
  * (|data| may be NULL when |datalen| is 0). Returns the bytes written,
  * UV_ENOBUFS, or UV_EINVAL if |context_id| exceeds 2^62-1. */
 ssize_t qpeer__capsule_write_datagram(uint8_t *dest, size_t destlen,
-                                      uint64_t context_id,
-                                      const uint8_t *data, size_t datalen);
+                                      uint64_t context_id, const uint8_t *data,
+                                      size_t datalen);
 
 /* qpeer__capsule_write_datagram_header writes the DATAGRAM capsule header
  * and Context ID for a payload of |datalen| bytes that the caller sends
@@ -117,8 +117,7 @@ ssize_t qpeer__capsule_write_datagram_header(uint8_t *dest, size_t destlen,
  * (sent as is: an IPv4-mapped IPv6 address stays IPv6). Returns the bytes
  * written, UV_ENOBUFS, or UV_EINVAL for context 0, a context above 2^62-1
  * or another address family. */
-ssize_t qpeer__capsule_write_compression_assign(uint8_t *dest,
-                                                size_t destlen,
+ssize_t qpeer__capsule_write_compression_assign(uint8_t *dest, size_t destlen,
                                                 uint64_t context_id,
                                                 const struct sockaddr *addr);
 
@@ -145,13 +144,12 @@ typedef struct {
 /* qpeer__capsule_decode_datagram splits a DATAGRAM value into its Context
  * ID and the rest, which |*pdata| points into (no copy). */
 int qpeer__capsule_decode_datagram(const uint8_t *value, size_t len,
-                                   uint64_t *pcontext_id,
-                                   const uint8_t **pdata, size_t *pdatalen);
+                                   uint64_t *pcontext_id, const uint8_t **pdata,
+                                   size_t *pdatalen);
 
 /* qpeer__capsule_decode_compression_assign decodes COMPRESSION_ASSIGN.
  * Context ID 0 and IP versions other than 0, 4 and 6 are malformed. */
-int qpeer__capsule_decode_compression_assign(const uint8_t *value,
-                                             size_t len,
+int qpeer__capsule_decode_compression_assign(const uint8_t *value, size_t len,
                                              qpeer__compression_assign *pa);
 
 /* qpeer__capsule_decode_compression_ack and _close decode the Context ID.

@@ -93,8 +93,7 @@ static int last_label_numeric(const char *h, size_t n) {
 /* Classifies the NUL-terminated, decoded host |h| of length |n|. Returns a
  * QPEER__CONNECT_UDP_* kind and fills |addr| for literals, or
  * QPEER_EMALFORMED with a reason. */
-static int classify_host(const char *h, size_t n,
-                         struct sockaddr_storage *addr,
+static int classify_host(const char *h, size_t n, struct sockaddr_storage *addr,
                          const char **preason) {
   memset(addr, 0, sizeof(*addr));
   if (n == 0)
@@ -130,8 +129,7 @@ static int classify_host(const char *h, size_t n,
  * rejecting raw characters outside pchar, bad escapes, control characters
  * and non-ASCII bytes. |is_host| picks the wording of the reason. */
 static int decode_segment(const char *s, size_t n, char *out, size_t cap,
-                          size_t *poutlen, int is_host,
-                          const char **preason) {
+                          size_t *poutlen, int is_host, const char **preason) {
   size_t i, o = 0;
   for (i = 0; i < n; i++) {
     int c = (unsigned char)s[i];
@@ -167,7 +165,8 @@ static int decode_segment(const char *s, size_t n, char *out, size_t cap,
   return 0;
 }
 
-/* Parses a decoded port: 1 to 5 digits, value 1..65535. */
+/* Parses a decoded port: decimal digits only (leading zeros allowed), value
+ * 1..65535. */
 static int parse_port(const char *s, size_t n, uint16_t *pport,
                       const char **preason) {
   uint32_t v = 0;
@@ -188,8 +187,7 @@ static int parse_port(const char *s, size_t n, uint16_t *pport,
 }
 
 int qpeer__connect_udp_parse_path(const char *prefix, const char *path,
-                                  size_t pathlen,
-                                  qpeer__connect_udp_target *pt,
+                                  size_t pathlen, qpeer__connect_udp_target *pt,
                                   const char **preason) {
   const char *s, *e, *slash1, *slash2;
   char portbuf[8];
@@ -210,8 +208,8 @@ int qpeer__connect_udp_parse_path(const char *prefix, const char *path,
   e = path + pathlen;
   slash1 = memchr(s, '/', (size_t)(e - s));
   if (!slash1)
-    return malformed(preason, s == e ? "missing target_host"
-                                     : "missing target_port");
+    return malformed(preason,
+                     s == e ? "missing target_host" : "missing target_port");
   if (slash1 == s)
     return malformed(preason, "empty target_host");
   slash2 = memchr(slash1 + 1, '/', (size_t)(e - slash1 - 1));
@@ -479,8 +477,7 @@ static int check_template(const char *t, size_t *ppath) {
     return UV_EINVAL;
   for (i = 1; t + i < p; i++) {
     int ch = (unsigned char)t[i];
-    if (!is_alpha(ch) && !is_digit(ch) && ch != '+' && ch != '-' &&
-        ch != '.')
+    if (!is_alpha(ch) && !is_digit(ch) && ch != '+' && ch != '-' && ch != '.')
       return UV_EINVAL;
   }
   p += 3;
@@ -491,8 +488,7 @@ static int check_template(const char *t, size_t *ppath) {
   return 0;
 }
 
-ssize_t qpeer__connect_udp_expand(char *dest, size_t destlen,
-                                  const char *tmpl,
+ssize_t qpeer__connect_udp_expand(char *dest, size_t destlen, const char *tmpl,
                                   const qpeer__connect_udp_vars *vars) {
   out_t o;
   expand_t x;
@@ -503,8 +499,10 @@ ssize_t qpeer__connect_udp_expand(char *dest, size_t destlen,
     tmpl = QPEER__CONNECT_UDP_TEMPLATE_DEFAULT;
   if (destlen == 0)
     return UV_ENOBUFS;
-  if ((rv = check_template(tmpl, &pathstart)) < 0 ||
-      (rv = prepare_values(&x, vars)) < 0)
+  rv = check_template(tmpl, &pathstart);
+  if (rv == 0)
+    rv = prepare_values(&x, vars);
+  if (rv < 0)
     return rv;
   o.p = dest;
   o.end = dest + destlen - 1;

@@ -17,8 +17,8 @@
 /* The template qpeer clients use unless configured otherwise. {host} and
  * {port} stand for the proxy's authority (RFC 9298 writes $PROXY_HOST and
  * $PROXY_PORT); {target_host} and {target_port} are RFC 9298's variables. */
-#define QPEER__CONNECT_UDP_TEMPLATE_DEFAULT                                   \
-  "https://{host}:{port}/.well-known/masque/udp/{target_host}/"             \
+#define QPEER__CONNECT_UDP_TEMPLATE_DEFAULT                                    \
+  "https://{host}:{port}/.well-known/masque/udp/{target_host}/"                \
   "{target_port}/"
 
 /* The :path prefix of the default template, as the proxy matches it. */
@@ -61,14 +61,12 @@ typedef struct {
  * not NULL it then points at a static string saying what was wrong (fit
  * for a Proxy-Status details parameter). */
 int qpeer__connect_udp_parse_path(const char *prefix, const char *path,
-                                  size_t pathlen,
-                                  qpeer__connect_udp_target *pt,
+                                  size_t pathlen, qpeer__connect_udp_target *pt,
                                   const char **preason);
 
 /* Values for template expansion. */
 typedef struct {
-  const char *proxy_host;  /* {host}: name or IP literal (v6 bracketed on
-                              output); NULL if the template has no {host} */
+  const char *proxy_host;  /* {host}: name or IP; NULL if not in template */
   uint16_t proxy_port;     /* {port}; 0 if the template has no {port} */
   const char *target_host; /* {target_host}; NULL requests a bind ("*") */
   uint16_t target_port;    /* {target_port}; ignored for a bind */
@@ -85,8 +83,7 @@ typedef struct {
  * nothing. Returns the length written (without NUL), UV_ENOBUFS, or
  * UV_EINVAL for a bad template or value (including {host} or {port} used
  * but not provided). */
-ssize_t qpeer__connect_udp_expand(char *dest, size_t destlen,
-                                  const char *tmpl,
+ssize_t qpeer__connect_udp_expand(char *dest, size_t destlen, const char *tmpl,
                                   const qpeer__connect_udp_vars *vars);
 
 /* The parts of an absolute URI that become :scheme, :authority and :path. */

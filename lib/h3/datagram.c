@@ -23,8 +23,10 @@ ssize_t qpeer__h3_datagram_write_header(uint8_t *dest, size_t destlen,
       context_id > QPEER__VARINT_MAX)
     return UV_EINVAL;
   qpeer__wbuf_init(&w, dest, destlen);
-  if ((rv = qpeer__wbuf_varint(&w, (uint64_t)stream_id / 4)) < 0 ||
-      (rv = qpeer__wbuf_varint(&w, context_id)) < 0)
+  rv = qpeer__wbuf_varint(&w, (uint64_t)stream_id / 4);
+  if (rv == 0)
+    rv = qpeer__wbuf_varint(&w, context_id);
+  if (rv < 0)
     return rv;
   return (ssize_t)(w.p - dest);
 }
@@ -50,12 +52,14 @@ int qpeer__h3_datagram_decode(const uint8_t *data, size_t len,
   uint64_t qsid;
   int rv;
   qpeer__rbuf_init(&r, data ? data : empty_input, len);
-  if ((rv = qpeer__rbuf_varint(&r, &qsid)) < 0)
+  rv = qpeer__rbuf_varint(&r, &qsid);
+  if (rv < 0)
     return rv;
   if (qsid > QPEER__H3_QSID_MAX)
     return QPEER_EMALFORMED;
   *pstream_id = (int64_t)(qsid * 4);
-  if ((rv = qpeer__rbuf_varint(&r, pcontext_id)) < 0)
+  rv = qpeer__rbuf_varint(&r, pcontext_id);
+  if (rv < 0)
     return rv;
   *ppayload = r.p;
   *ppayloadlen = qpeer__rbuf_left(&r);

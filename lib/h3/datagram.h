@@ -36,8 +36,7 @@
  * 4 * QPEER__H3_QSID_MAX). Returns the bytes written, UV_ENOBUFS, or
  * UV_EINVAL for a bad stream ID or a context ID above 2^62-1. */
 ssize_t qpeer__h3_datagram_write_header(uint8_t *dest, size_t destlen,
-                                        int64_t stream_id,
-                                        uint64_t context_id);
+                                        int64_t stream_id, uint64_t context_id);
 
 /* qpeer__h3_datagram_encode writes a whole HTTP/3 Datagram: the header
  * above followed by |payloadlen| bytes of |payload| (NULL if empty).

@@ -124,8 +124,8 @@ static int sf_bare_item(sf_t *s) {
   }
   if (c == ':') {
     s->p++;
-    while (is_alpha(sf_peek(s)) || is_digit(sf_peek(s)) ||
-           sf_peek(s) == '+' || sf_peek(s) == '/' || sf_peek(s) == '=')
+    while (is_alpha(sf_peek(s)) || is_digit(sf_peek(s)) || sf_peek(s) == '+' ||
+           sf_peek(s) == '/' || sf_peek(s) == '=')
       s->p++;
     if (sf_peek(s) != ':')
       return -1;
@@ -164,6 +164,10 @@ static int sf_params(sf_t *s) {
 
 /* Trims SP and HTAB from both ends (HTTP field value OWS). */
 static void sf_init(sf_t *s, const char *value, size_t len) {
+  if (!value) {
+    value = "";
+    len = 0;
+  }
   s->p = value;
   s->end = value + len;
   sf_skip_ows(s);

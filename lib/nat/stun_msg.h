@@ -61,16 +61,10 @@ enum {
 };
 
 /* CHANGE-REQUEST flags (RFC 5780 §7.2). */
-enum {
-  QPEER__STUN_CHANGE_PORT = 0x02,
-  QPEER__STUN_CHANGE_IP = 0x04
-};
+enum { QPEER__STUN_CHANGE_PORT = 0x02, QPEER__STUN_CHANGE_IP = 0x04 };
 
 /* Address families on the wire. */
-enum {
-  QPEER__STUN_FAMILY_IPV4 = 0x01,
-  QPEER__STUN_FAMILY_IPV6 = 0x02
-};
+enum { QPEER__STUN_FAMILY_IPV4 = 0x01, QPEER__STUN_FAMILY_IPV6 = 0x02 };
 
 static inline uint16_t qpeer__stun_type_class(uint16_t type) {
   return (uint16_t)(type & QPEER__STUN_CLASS_MASK);
@@ -95,38 +89,38 @@ static inline uint16_t qpeer__stun_type(uint16_t method, uint16_t cls) {
  * first occurrence of each attribute is used; attributes that follow
  * MESSAGE-INTEGRITY (other than FINGERPRINT) are ignored, per RFC 8489. */
 typedef struct {
-  uint16_t type;                          /* message type, class included */
-  uint16_t length;                        /* header length field (bytes) */
-  uint8_t txid[QPEER__STUN_TXID_LEN];     /* transaction ID */
-  uint8_t has_xor_mapped;                 /* XOR-MAPPED-ADDRESS present */
-  uint8_t has_mapped;                     /* MAPPED-ADDRESS present */
-  uint8_t has_response_origin;            /* RESPONSE-ORIGIN present */
-  uint8_t has_other_address;              /* OTHER-ADDRESS present */
-  uint8_t has_change_request;             /* CHANGE-REQUEST present */
-  uint8_t has_response_port;              /* RESPONSE-PORT present */
-  uint8_t has_error;                      /* ERROR-CODE present */
-  uint8_t has_software;                   /* SOFTWARE present */
-  uint8_t has_username;                   /* USERNAME present */
-  uint8_t has_padding;                    /* PADDING present */
-  uint8_t has_integrity;                  /* MESSAGE-INTEGRITY present */
-  uint8_t has_fingerprint;                /* FINGERPRINT present (last) */
-  uint8_t fingerprint_ok;                 /* FINGERPRINT matched the CRC */
-  struct sockaddr_storage xor_mapped;     /* XOR-MAPPED-ADDRESS, un-XORed */
-  struct sockaddr_storage mapped;         /* MAPPED-ADDRESS */
-  struct sockaddr_storage response_origin; /* RESPONSE-ORIGIN */
-  struct sockaddr_storage other_address;  /* OTHER-ADDRESS */
-  uint32_t change_flags;                  /* QPEER__STUN_CHANGE_* bits */
-  uint16_t response_port;                 /* RESPONSE-PORT value */
-  uint16_t error_code;                    /* ERROR-CODE as 300..699 */
-  const uint8_t *error_reason;            /* UTF-8 reason phrase */
-  size_t error_reason_len;                /* its length in bytes */
-  const uint8_t *software;                /* SOFTWARE value (UTF-8) */
-  size_t software_len;                    /* its length in bytes */
-  const uint8_t *username;                /* USERNAME value (UTF-8) */
-  size_t username_len;                    /* its length in bytes */
-  size_t padding_len;                     /* PADDING value length */
-  size_t integrity_offset;                /* MESSAGE-INTEGRITY attr offset */
-  size_t unknown_count;                   /* unknown required attrs seen */
+  uint16_t type;                             /* message type, class included */
+  uint16_t length;                           /* header length field (bytes) */
+  uint8_t txid[QPEER__STUN_TXID_LEN];        /* transaction ID */
+  uint8_t has_xor_mapped;                    /* XOR-MAPPED-ADDRESS present */
+  uint8_t has_mapped;                        /* MAPPED-ADDRESS present */
+  uint8_t has_response_origin;               /* RESPONSE-ORIGIN present */
+  uint8_t has_other_address;                 /* OTHER-ADDRESS present */
+  uint8_t has_change_request;                /* CHANGE-REQUEST present */
+  uint8_t has_response_port;                 /* RESPONSE-PORT present */
+  uint8_t has_error;                         /* ERROR-CODE present */
+  uint8_t has_software;                      /* SOFTWARE present */
+  uint8_t has_username;                      /* USERNAME present */
+  uint8_t has_padding;                       /* PADDING present */
+  uint8_t has_integrity;                     /* MESSAGE-INTEGRITY present */
+  uint8_t has_fingerprint;                   /* FINGERPRINT present (last) */
+  uint8_t fingerprint_ok;                    /* FINGERPRINT matched the CRC */
+  struct sockaddr_storage xor_mapped;        /* XOR-MAPPED-ADDRESS, un-XORed */
+  struct sockaddr_storage mapped;            /* MAPPED-ADDRESS */
+  struct sockaddr_storage response_origin;   /* RESPONSE-ORIGIN */
+  struct sockaddr_storage other_address;     /* OTHER-ADDRESS */
+  uint32_t change_flags;                     /* QPEER__STUN_CHANGE_* bits */
+  uint16_t response_port;                    /* RESPONSE-PORT value */
+  uint16_t error_code;                       /* ERROR-CODE as 300..699 */
+  const uint8_t *error_reason;               /* UTF-8 reason phrase */
+  size_t error_reason_len;                   /* its length in bytes */
+  const uint8_t *software;                   /* SOFTWARE value (UTF-8) */
+  size_t software_len;                       /* its length in bytes */
+  const uint8_t *username;                   /* USERNAME value (UTF-8) */
+  size_t username_len;                       /* its length in bytes */
+  size_t padding_len;                        /* PADDING value length */
+  size_t integrity_offset;                   /* MESSAGE-INTEGRITY attr offset */
+  size_t unknown_count;                      /* unknown required attrs seen */
   uint16_t unknown[QPEER__STUN_MAX_UNKNOWN]; /* their types, first first */
 } qpeer__stun_msg;
 
@@ -135,7 +129,7 @@ typedef struct {
 uint32_t qpeer__stun_crc32(uint32_t crc, const uint8_t *p, size_t len);
 
 /* qpeer__stun_is_stun is the demultiplexer's classifier (RFC 7983 as
- * refined in doc/protocols §5.5): nonzero if |pkt| has the two top bits
+ * refined in doc/internals/stun.md): nonzero if |pkt| has the two top bits
  * of byte 0 clear, is at least 20 bytes, carries the magic cookie at
  * offset 4, and its header length equals |len| - 20 and is a multiple of
  * 4. A QUIC short header whose greased first byte lands in 0x00-0x3f is
@@ -166,8 +160,7 @@ int qpeer__stun_decode(qpeer__stun_msg *m, const uint8_t *pkt, size_t len);
  * (SASLprep'd) password. Returns 0, QPEER_ECHECKSUM if the attribute is
  * absent or does not match, or QPEER_ETLS if GnuTLS fails. */
 int qpeer__stun_verify_integrity(const qpeer__stun_msg *m, const uint8_t *pkt,
-                                 size_t len, const uint8_t *key,
-                                 size_t keylen);
+                                 size_t len, const uint8_t *key, size_t keylen);
 
 /* qpeer__stun_find_attr finds the first attribute of |type| in the
  * already-decoded message |pkt| (|len| bytes) and borrows its value into
@@ -182,19 +175,19 @@ int qpeer__stun_find_attr(const uint8_t *pkt, size_t len, uint16_t type,
  * message. Errors are sticky: after the first failure, later calls do
  * nothing and qpeer__stun_writer_finish returns that error. */
 typedef struct {
-  uint8_t *buf;    /* message start (caller-owned) */
-  size_t cap;      /* bytes available at buf */
-  size_t len;      /* bytes written so far, header included */
-  int err;         /* first error, or 0 */
-  int state;       /* 0 open, 1 integrity added, 2 fingerprint added */
-  uint8_t pad;     /* byte used for attribute padding (default 0) */
+  uint8_t *buf; /* message start (caller-owned) */
+  size_t cap;   /* bytes available at buf */
+  size_t len;   /* bytes written so far, header included */
+  int err;      /* first error, or 0 */
+  int state;    /* 0 open, 1 integrity added, 2 fingerprint added */
+  uint8_t pad;  /* byte used for attribute padding (default 0) */
 } qpeer__stun_writer;
 
 /* qpeer__stun_writer_init starts a message of |type| with transaction ID
  * |txid| in |buf| (|buflen| bytes). Returns 0, UV_ENOBUFS if |buflen| is
  * below 20, or UV_EINVAL if |type| has either top bit set. */
-int qpeer__stun_writer_init(qpeer__stun_writer *w, uint8_t *buf,
-                            size_t buflen, uint16_t type,
+int qpeer__stun_writer_init(qpeer__stun_writer *w, uint8_t *buf, size_t buflen,
+                            uint16_t type,
                             const uint8_t txid[QPEER__STUN_TXID_LEN]);
 
 /* qpeer__stun_add_attr appends attribute |type| with the |vlen|-byte
@@ -202,8 +195,8 @@ int qpeer__stun_writer_init(qpeer__stun_writer *w, uint8_t *buf,
  * All other adds go through this. Returns 0, UV_ENOBUFS when the buffer
  * (or the 16-bit length field) is full, or UV_EINVAL after
  * MESSAGE-INTEGRITY or FINGERPRINT. */
-int qpeer__stun_add_attr(qpeer__stun_writer *w, uint16_t type,
-                         const void *val, size_t vlen);
+int qpeer__stun_add_attr(qpeer__stun_writer *w, uint16_t type, const void *val,
+                         size_t vlen);
 
 /* qpeer__stun_add_addr appends a plain address attribute (MAPPED-ADDRESS,
  * RESPONSE-ORIGIN, OTHER-ADDRESS) and qpeer__stun_add_xor_addr an XORed
@@ -221,8 +214,7 @@ int qpeer__stun_add_change_request(qpeer__stun_writer *w, uint32_t flags);
 int qpeer__stun_add_response_port(qpeer__stun_writer *w, uint16_t port);
 
 /* qpeer__stun_add_software appends SOFTWARE with |len| bytes of |sw|. */
-int qpeer__stun_add_software(qpeer__stun_writer *w, const char *sw,
-                             size_t len);
+int qpeer__stun_add_software(qpeer__stun_writer *w, const char *sw, size_t len);
 
 /* qpeer__stun_add_error_code appends ERROR-CODE |code| (300..699, else
  * UV_EINVAL) with the |len|-byte reason phrase |reason|. */
@@ -254,10 +246,12 @@ int qpeer__stun_build_binding_request(uint8_t *buf, size_t buflen,
 /* qpeer__stun_build_binding_response writes a Binding success response:
  * XOR-MAPPED-ADDRESS |mapped|, RESPONSE-ORIGIN and OTHER-ADDRESS when not
  * NULL, then FINGERPRINT if asked. Returns the length or an error. */
-int qpeer__stun_build_binding_response(
-    uint8_t *buf, size_t buflen, const uint8_t txid[QPEER__STUN_TXID_LEN],
-    const struct sockaddr *mapped, const struct sockaddr *response_origin,
-    const struct sockaddr *other, int with_fingerprint);
+int qpeer__stun_build_binding_response(uint8_t *buf, size_t buflen,
+                                       const uint8_t txid[QPEER__STUN_TXID_LEN],
+                                       const struct sockaddr *mapped,
+                                       const struct sockaddr *response_origin,
+                                       const struct sockaddr *other,
+                                       int with_fingerprint);
 
 /* qpeer__stun_build_error_response answers the decoded request |req| with
  * an error response of the same method: ERROR-CODE |code| and |reason|
@@ -265,7 +259,6 @@ int qpeer__stun_build_binding_response(
  * 420, then FINGERPRINT if asked. Returns the length or an error. */
 int qpeer__stun_build_error_response(uint8_t *buf, size_t buflen,
                                      const qpeer__stun_msg *req, int code,
-                                     const char *reason,
-                                     int with_fingerprint);
+                                     const char *reason, int with_fingerprint);
 
 #endif /* QPEER_NAT_STUN_MSG_H */

@@ -275,7 +275,11 @@ int qpeer_connect_versioned(qpeer_connect_t *req, qpeer_endpoint_t *eh,
   qpeer__handle_init((qpeer_handle_t *)conn, ep->loop, QPEER_CONN);
   conn->impl = c;
   c->handle = conn;
-  memset(req, 0, sizeof(*req));
+  {
+    void *data = req->data; /* The user's field survives. */
+    memset(req, 0, sizeof(*req));
+    req->data = data;
+  }
   req->type = QPEER_CONNECT;
   req->handle = conn;
   req->conn = conn;

@@ -247,7 +247,11 @@ int qpeer_stream_write(qpeer_write_t *req, qpeer_stream_t *s,
   if (st->queued_off - st->acked_off + total >
       st->conn->ep->opts.max_stream_send_queue)
     return UV_ENOBUFS;
-  memset(req, 0, sizeof(*req));
+  {
+    void *data = req->data; /* The user's field survives. */
+    memset(req, 0, sizeof(*req));
+    req->data = data;
+  }
   req->type = QPEER_WRITE;
   req->handle = s;
   req->cb = cb;
@@ -285,7 +289,11 @@ int qpeer_stream_shutdown(qpeer_shutdown_t *req, qpeer_stream_t *s,
     return UV_ENOTCONN;
   if (st->fin_queued || st->write_error || st->closed)
     return UV_EPIPE;
-  memset(req, 0, sizeof(*req));
+  {
+    void *data = req->data; /* The user's field survives. */
+    memset(req, 0, sizeof(*req));
+    req->data = data;
+  }
   req->type = QPEER_SHUTDOWN;
   req->handle = s;
   req->cb = cb;

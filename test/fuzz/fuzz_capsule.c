@@ -61,14 +61,13 @@ static void roundtrip_datagram(const qpeer__capsule *c) {
   check(d >= c->value && d + dlen == c->value + c->len);
   buf = malloc(c->len + QPEER__CAPSULE_HEADER_MAX + 8);
   check(buf != NULL);
-  n = qpeer__capsule_write_datagram(buf, c->len + QPEER__CAPSULE_HEADER_MAX +
-                                             8,
+  n = qpeer__capsule_write_datagram(buf, c->len + QPEER__CAPSULE_HEADER_MAX + 8,
                                     ctx, d, dlen);
   check(n > 0);
   reparse(buf, (size_t)n, QPEER__CAPSULE_DATAGRAM, &c2);
   check(c2.len <= c->len);
-  check(qpeer__capsule_decode_datagram(c2.value, c2.len, &ctx2, &d2,
-                                       &d2len) == 0);
+  check(qpeer__capsule_decode_datagram(c2.value, c2.len, &ctx2, &d2, &d2len) ==
+        0);
   check(ctx2 == ctx && d2len == dlen && !memcmp(d, d2, dlen));
   free(buf);
 }
@@ -87,8 +86,7 @@ static void roundtrip_assign(const qpeer__capsule *c) {
       a.ip_version ? (const struct sockaddr *)&a.addr : NULL);
   check(n > 0);
   reparse(buf, (size_t)n, QPEER__CAPSULE_COMPRESSION_ASSIGN, &c2);
-  check(qpeer__capsule_decode_compression_assign(c2.value, c2.len, &a2) ==
-        0);
+  check(qpeer__capsule_decode_compression_assign(c2.value, c2.len, &a2) == 0);
   check(a2.context_id == a.context_id && a2.ip_version == a.ip_version);
   if (a.ip_version)
     check(qpeer__addr_equal((const struct sockaddr *)&a.addr,
@@ -103,10 +101,9 @@ static void roundtrip_ctx(const qpeer__capsule *c) {
   uint64_t ctx, ctx2;
   ssize_t n;
   int is_ack = c->type == QPEER__CAPSULE_COMPRESSION_ACK;
-  int rv = is_ack
-               ? qpeer__capsule_decode_compression_ack(c->value, c->len, &ctx)
-               : qpeer__capsule_decode_compression_close(c->value, c->len,
-                                                         &ctx);
+  int rv =
+      is_ack ? qpeer__capsule_decode_compression_ack(c->value, c->len, &ctx)
+             : qpeer__capsule_decode_compression_close(c->value, c->len, &ctx);
   if (rv < 0)
     return;
   check(ctx != 0);
@@ -114,9 +111,9 @@ static void roundtrip_ctx(const qpeer__capsule *c) {
              : qpeer__capsule_write_compression_close(buf, sizeof(buf), ctx);
   check(n > 0);
   reparse(buf, (size_t)n, c->type, &c2);
-  rv = is_ack ? qpeer__capsule_decode_compression_ack(c2.value, c2.len, &ctx2)
-              : qpeer__capsule_decode_compression_close(c2.value, c2.len,
-                                                        &ctx2);
+  rv = is_ack
+           ? qpeer__capsule_decode_compression_ack(c2.value, c2.len, &ctx2)
+           : qpeer__capsule_decode_compression_close(c2.value, c2.len, &ctx2);
   check(rv == 0 && ctx2 == ctx);
 }
 

@@ -44,10 +44,8 @@ static void try_path(const char *s, size_t n) {
   m = qpeer__connect_udp_expand(uri, sizeof(uri), NULL, &v);
   check(m > 0 && (size_t)m == strlen(uri));
   check(qpeer__connect_udp_split_uri(uri, (size_t)m, &u) == 0);
-  check(qpeer__connect_udp_parse_path(NULL, u.path, u.pathlen, &t2, NULL) ==
-        0);
-  check(t2.kind == t.kind && t2.port == t.port &&
-        strcmp(t2.host, t.host) == 0);
+  check(qpeer__connect_udp_parse_path(NULL, u.path, u.pathlen, &t2, NULL) == 0);
+  check(t2.kind == t.kind && t2.port == t.port && strcmp(t2.host, t.host) == 0);
   if (t.kind == QPEER__CONNECT_UDP_IPV4 || t.kind == QPEER__CONNECT_UDP_IPV6)
     check(qpeer__addr_equal((const struct sockaddr *)&t.addr,
                             (const struct sockaddr *)&t2.addr));

@@ -40,15 +40,15 @@ static void uncompressed(const uint8_t *p, size_t n) {
   m = qpeer__h3_datagram_encode_uncompressed(
       buf, n, (const struct sockaddr *)&ss, udp, udplen);
   check(m == (ssize_t)n && memcmp(buf, p, n) == 0);
-  check(qpeer__h3_datagram_decode_uncompressed(buf, n, &ss2, &udp2,
-                                               &udp2len) == 0);
+  check(qpeer__h3_datagram_decode_uncompressed(buf, n, &ss2, &udp2, &udp2len) ==
+        0);
   check(qpeer__addr_equal((const struct sockaddr *)&ss,
                           (const struct sockaddr *)&ss2));
   check(udp2len == udplen);
   /* One byte short of room fails cleanly. */
-  check(qpeer__h3_datagram_encode_uncompressed(
-            buf, n - 1, (const struct sockaddr *)&ss, udp, udplen) ==
-        UV_ENOBUFS);
+  check(qpeer__h3_datagram_encode_uncompressed(buf, n - 1,
+                                               (const struct sockaddr *)&ss,
+                                               udp, udplen) == UV_ENOBUFS);
   free(buf);
 }
 
@@ -62,8 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rv;
 
   uncompressed(data, size);
-  rv = qpeer__h3_datagram_decode(data, size, &sid, &ctx, &payload,
-                                 &payloadlen);
+  rv = qpeer__h3_datagram_decode(data, size, &sid, &ctx, &payload, &payloadlen);
   if (rv < 0) {
     check(rv == QPEER_ETRUNCATED || rv == QPEER_EMALFORMED);
     return 0;

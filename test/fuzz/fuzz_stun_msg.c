@@ -63,8 +63,7 @@ static int reencode(const qpeer__stun_msg *m, uint8_t *out, size_t outlen) {
   if (m->has_response_port)
     qpeer__stun_add_response_port(&w, m->response_port);
   if (m->has_error)
-    qpeer__stun_add_error_code(&w, m->error_code,
-                               (const char *)m->error_reason,
+    qpeer__stun_add_error_code(&w, m->error_code, (const char *)m->error_reason,
                                m->error_reason_len);
   if (m->has_software)
     qpeer__stun_add_software(&w, (const char *)m->software, m->software_len);
@@ -92,8 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rv != 0)
     return 0;
   check(!m.has_fingerprint || m.fingerprint_ok);
-  (void)qpeer__stun_find_attr(data, size, QPEER__STUN_ATTR_SOFTWARE, &v,
-                              &vlen);
+  (void)qpeer__stun_find_attr(data, size, QPEER__STUN_ATTR_SOFTWARE, &v, &vlen);
   if (m.has_integrity)
     (void)qpeer__stun_verify_integrity(&m, data, size, fuzz_key,
                                        sizeof(fuzz_key) - 1);
@@ -109,8 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_addr(m.has_xor_mapped, &m.xor_mapped, m2.has_xor_mapped,
              &m2.xor_mapped);
   check_addr(m.has_mapped, &m.mapped, m2.has_mapped, &m2.mapped);
-  check_addr(m.has_response_origin, &m.response_origin,
-             m2.has_response_origin, &m2.response_origin);
+  check_addr(m.has_response_origin, &m.response_origin, m2.has_response_origin,
+             &m2.response_origin);
   check_addr(m.has_other_address, &m.other_address, m2.has_other_address,
              &m2.other_address);
   check(m2.has_change_request == m.has_change_request &&
@@ -126,8 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
               m2.username, m2.username_len);
   check(m2.has_padding == m.has_padding && m2.padding_len == m.padding_len);
   check(m2.unknown_count == 0);
-  check(m2.has_fingerprint == m.has_fingerprint && m2.fingerprint_ok ==
-                                                       m.fingerprint_ok);
+  check(m2.has_fingerprint == m.has_fingerprint &&
+        m2.fingerprint_ok == m.fingerprint_ok);
   check(m2.has_integrity == m.has_integrity);
   if (m2.has_integrity)
     check(qpeer__stun_verify_integrity(&m2, out, (size_t)n, fuzz_key,

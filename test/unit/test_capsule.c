@@ -32,11 +32,11 @@ typedef struct {
  * type 0x40 (0x29 + 0x17, two-byte varint) with 5 bytes, ASSIGN(2,
  * uncompressed), ACK(2), and CLOSE(2). */
 static const uint8_t stream_vec[] = {
-    0x00, 0x04, 0x00, 'a', 'b', 'c',      /* DATAGRAM */
-    0x40, 0x40, 0x05, 1, 2, 3, 4, 5,      /* GREASE 0x40, skipped */
-    0x11, 0x02, 0x02, 0x00,               /* COMPRESSION_ASSIGN */
-    0x12, 0x01, 0x02,                     /* COMPRESSION_ACK */
-    0x13, 0x01, 0x02};                    /* COMPRESSION_CLOSE */
+    0x00, 0x04, 0x00, 'a',  'b', 'c',       /* DATAGRAM */
+    0x40, 0x40, 0x05, 1,    2,   3,   4, 5, /* GREASE 0x40, skipped */
+    0x11, 0x02, 0x02, 0x00,                 /* COMPRESSION_ASSIGN */
+    0x12, 0x01, 0x02,                       /* COMPRESSION_ACK */
+    0x13, 0x01, 0x02};                      /* COMPRESSION_CLOSE */
 
 static void make_v4(struct sockaddr_storage *ss, const char *ip,
                     uint16_t port) {
@@ -59,8 +59,8 @@ static void make_v6(struct sockaddr_storage *ss, const char *ip,
 /* Feeds |data| to |p| in chunks whose sizes come from |cuts| (a chunk
  * boundary after each listed offset) and records what comes out. */
 static int feed_chunks(qpeer__capsule_parser *p, const uint8_t *data,
-                       size_t len, const size_t *cuts, size_t ncuts,
-                       rec_t *out, size_t maxout, size_t *pnout) {
+                       size_t len, const size_t *cuts, size_t ncuts, rec_t *out,
+                       size_t maxout, size_t *pnout) {
   size_t start = 0, c, nout = 0;
   for (c = 0; c <= ncuts; c++) {
     size_t stop = c < ncuts ? cuts[c] : len;
@@ -108,16 +108,14 @@ static void test_capsule_write_vectors(void **state) {
   struct sockaddr_storage ss;
   static const uint8_t dg[] = {0x00, 0x04, 0x00, 'a', 'b', 'c'};
   static const uint8_t assign0[] = {0x11, 0x02, 0x02, 0x00};
-  static const uint8_t assign4[] = {0x11, 0x08, 0x03, 0x04, 192, 0,
-                                    2,    1,    0x01, 0xbb};
-  static const uint8_t assign6[] = {0x11, 0x14, 0x05, 0x06, 0x20, 0x01,
-                                    0x0d, 0xb8, 0,    0,    0,    0,
-                                    0,    0,    0,    0,    0,    0,
-                                    0x12, 0x34, 0xd4, 0x31};
+  static const uint8_t assign4[] = {0x11, 0x08, 0x03, 0x04, 192,
+                                    0,    2,    1,    0x01, 0xbb};
+  static const uint8_t assign6[] = {
+      0x11, 0x14, 0x05, 0x06, 0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,
+      0,    0,    0,    0,    0,    0,    0,    0x12, 0x34, 0xd4, 0x31};
   static const uint8_t ack[] = {0x12, 0x01, 0x02};
   static const uint8_t close_big[] = {0x13, 0x04, 0x80, 0x01, 0x00, 0x00};
-  static const uint8_t hdr_big[] = {0x80, 0x0f, 0xff, 0xff,
-                                    0x7f, 0xff};
+  static const uint8_t hdr_big[] = {0x80, 0x0f, 0xff, 0xff, 0x7f, 0xff};
   (void)state;
 
   assert_int_equal(qpeer__capsule_write_datagram(buf, sizeof(buf), 0,
@@ -180,20 +178,20 @@ static void test_capsule_write_errors(void **state) {
                    UV_EINVAL);
   assert_int_equal(qpeer__capsule_write_compression_ack(buf, sizeof(buf), 0),
                    UV_EINVAL);
-  assert_int_equal(
-      qpeer__capsule_write_compression_close(buf, sizeof(buf), 0), UV_EINVAL);
+  assert_int_equal(qpeer__capsule_write_compression_close(buf, sizeof(buf), 0),
+                   UV_EINVAL);
   assert_int_equal(qpeer__capsule_write_compression_close(
                        buf, sizeof(buf), QPEER__VARINT_MAX + 1),
                    UV_EINVAL);
   assert_int_equal(qpeer__capsule_write_datagram(
                        buf, sizeof(buf), QPEER__VARINT_MAX + 1, NULL, 0),
                    UV_EINVAL);
-  assert_int_equal(qpeer__capsule_write_header(buf, sizeof(buf),
-                                               QPEER__VARINT_MAX + 1, 0),
-                   UV_EINVAL);
-  assert_int_equal(qpeer__capsule_write_header(buf, sizeof(buf), 0,
-                                               QPEER__VARINT_MAX + 1),
-                   UV_EINVAL);
+  assert_int_equal(
+      qpeer__capsule_write_header(buf, sizeof(buf), QPEER__VARINT_MAX + 1, 0),
+      UV_EINVAL);
+  assert_int_equal(
+      qpeer__capsule_write_header(buf, sizeof(buf), 0, QPEER__VARINT_MAX + 1),
+      UV_EINVAL);
   /* Every short destination fails cleanly. */
   make_v6(&ss, "2001:db8::1", 1);
   for (n = 0; n < 22; n++)
@@ -201,9 +199,9 @@ static void test_capsule_write_errors(void **state) {
                          buf, n, 9, (struct sockaddr *)&ss),
                      UV_ENOBUFS);
   for (n = 0; n < 6; n++)
-    assert_int_equal(qpeer__capsule_write_datagram(
-                         buf, n, 0, (const uint8_t *)"abc", 3),
-                     UV_ENOBUFS);
+    assert_int_equal(
+        qpeer__capsule_write_datagram(buf, n, 0, (const uint8_t *)"abc", 3),
+        UV_ENOBUFS);
   for (n = 0; n < 3; n++)
     assert_int_equal(qpeer__capsule_write_compression_ack(buf, n, 2),
                      UV_ENOBUFS);
@@ -222,8 +220,8 @@ static void test_capsule_decode_roundtrip(void **state) {
   n = qpeer__capsule_write_datagram(buf, sizeof(buf), 1234,
                                     (const uint8_t *)"hello", 5);
   assert_true(n > 0);
-  assert_int_equal(qpeer__capsule_decode_datagram(buf + 2, (size_t)n - 2,
-                                                  &ctx, &data, &datalen),
+  assert_int_equal(qpeer__capsule_decode_datagram(buf + 2, (size_t)n - 2, &ctx,
+                                                  &data, &datalen),
                    0);
   assert_int_equal(ctx, 1234);
   assert_int_equal(datalen, 5);
@@ -233,29 +231,26 @@ static void test_capsule_decode_roundtrip(void **state) {
   make_v4(&ss, "198.51.100.7", 9);
   n = qpeer__capsule_write_compression_assign(buf, sizeof(buf), 7,
                                               (struct sockaddr *)&ss);
-  assert_int_equal(qpeer__capsule_decode_compression_assign(
-                       buf + 2, (size_t)n - 2, &a),
-                   0);
+  assert_int_equal(
+      qpeer__capsule_decode_compression_assign(buf + 2, (size_t)n - 2, &a), 0);
   assert_int_equal(a.context_id, 7);
   assert_int_equal(a.ip_version, 4);
-  assert_true(qpeer__addr_equal((struct sockaddr *)&a.addr,
-                                (struct sockaddr *)&ss));
+  assert_true(
+      qpeer__addr_equal((struct sockaddr *)&a.addr, (struct sockaddr *)&ss));
 
   make_v6(&ss, "::ffff:192.0.2.1", 65535);
   n = qpeer__capsule_write_compression_assign(buf, sizeof(buf), 1ull << 40,
                                               (struct sockaddr *)&ss);
-  assert_int_equal(qpeer__capsule_decode_compression_assign(
-                       buf + 2, (size_t)n - 2, &a),
-                   0);
+  assert_int_equal(
+      qpeer__capsule_decode_compression_assign(buf + 2, (size_t)n - 2, &a), 0);
   assert_int_equal(a.context_id, 1ull << 40);
   assert_int_equal(a.ip_version, 6); /* mapped addresses stay IPv6 */
-  assert_true(qpeer__addr_equal((struct sockaddr *)&a.addr,
-                                (struct sockaddr *)&ss));
+  assert_true(
+      qpeer__addr_equal((struct sockaddr *)&a.addr, (struct sockaddr *)&ss));
 
   n = qpeer__capsule_write_compression_assign(buf, sizeof(buf), 2, NULL);
-  assert_int_equal(qpeer__capsule_decode_compression_assign(
-                       buf + 2, (size_t)n - 2, &a),
-                   0);
+  assert_int_equal(
+      qpeer__capsule_decode_compression_assign(buf + 2, (size_t)n - 2, &a), 0);
   assert_int_equal(a.ip_version, 0);
   assert_int_equal(a.addr.ss_family, AF_UNSPEC);
 
@@ -265,18 +260,16 @@ static void test_capsule_decode_roundtrip(void **state) {
   assert_int_equal(ctx, 63);
   n = qpeer__capsule_write_compression_close(buf, sizeof(buf),
                                              QPEER__VARINT_MAX);
-  assert_int_equal(qpeer__capsule_decode_compression_close(
-                       buf + 2, (size_t)n - 2, &ctx),
-                   0);
+  assert_int_equal(
+      qpeer__capsule_decode_compression_close(buf + 2, (size_t)n - 2, &ctx), 0);
   assert_int_equal(ctx, QPEER__VARINT_MAX);
 }
 
 static void test_capsule_decode_truncation(void **state) {
   static const uint8_t assign4[] = {0x03, 0x04, 192, 0, 2, 1, 0x01, 0xbb};
-  static const uint8_t assign6[] = {0x45, 0x00, 0x06, 0x20, 0x01, 0x0d,
-                                    0xb8, 0,    0,    0,    0,    0,
-                                    0,    0,    0,    0,    0,    0x12,
-                                    0x34, 0xd4};
+  static const uint8_t assign6[] = {0x45, 0x00, 0x06, 0x20, 0x01, 0x0d, 0xb8,
+                                    0,    0,    0,    0,    0,    0,    0,
+                                    0,    0,    0,    0x12, 0x34, 0xd4};
   static const uint8_t ctx4[] = {0x80, 0x01, 0x00, 0x00};
   uint8_t longer[32];
   qpeer__compression_assign a;
@@ -286,17 +279,15 @@ static void test_capsule_decode_truncation(void **state) {
   (void)state;
 
   for (i = 0; i < sizeof(assign4); i++)
-    assert_int_equal(
-        qpeer__capsule_decode_compression_assign(assign4, i, &a),
-        QPEER_ETRUNCATED);
-  assert_int_equal(qpeer__capsule_decode_compression_assign(
-                       assign4, sizeof(assign4), &a),
-                   0);
+    assert_int_equal(qpeer__capsule_decode_compression_assign(assign4, i, &a),
+                     QPEER_ETRUNCATED);
+  assert_int_equal(
+      qpeer__capsule_decode_compression_assign(assign4, sizeof(assign4), &a),
+      0);
   /* assign6 lacks the last port byte, and every prefix is short too. */
   for (i = 0; i <= sizeof(assign6); i++)
-    assert_int_equal(
-        qpeer__capsule_decode_compression_assign(assign6, i, &a),
-        QPEER_ETRUNCATED);
+    assert_int_equal(qpeer__capsule_decode_compression_assign(assign6, i, &a),
+                     QPEER_ETRUNCATED);
   for (i = 0; i < sizeof(ctx4); i++) {
     assert_int_equal(qpeer__capsule_decode_compression_ack(ctx4, i, &ctx),
                      QPEER_ETRUNCATED);
@@ -318,9 +309,9 @@ static void test_capsule_decode_truncation(void **state) {
   /* Longer than the defined fields: malformed. */
   memcpy(longer, assign4, sizeof(assign4));
   longer[sizeof(assign4)] = 0;
-  assert_int_equal(qpeer__capsule_decode_compression_assign(
-                       longer, sizeof(assign4) + 1, &a),
-                   QPEER_EMALFORMED);
+  assert_int_equal(
+      qpeer__capsule_decode_compression_assign(longer, sizeof(assign4) + 1, &a),
+      QPEER_EMALFORMED);
   memcpy(longer, "\x02\x00\x00", 3);
   assert_int_equal(qpeer__capsule_decode_compression_assign(longer, 3, &a),
                    QPEER_EMALFORMED);
@@ -371,17 +362,15 @@ static void test_capsule_parse_whole(void **state) {
   assert_int_equal(p.max_value, QPEER__CAPSULE_MAX_VALUE_DEFAULT);
   /* The first capsule comes back pointing into the input. */
   assert_int_equal(qpeer__capsule_parser_feed(&p, stream_vec,
-                                              sizeof(stream_vec), &nread,
-                                              &cap),
+                                              sizeof(stream_vec), &nread, &cap),
                    1);
   assert_int_equal(nread, 6);
   assert_ptr_equal(cap.value, stream_vec + 2);
   qpeer__capsule_parser_free(&p);
 
   qpeer__capsule_parser_init(&p, 0);
-  assert_int_equal(feed_chunks(&p, stream_vec, sizeof(stream_vec), NULL, 0,
-                               recs, 8, &n),
-                   0);
+  assert_int_equal(
+      feed_chunks(&p, stream_vec, sizeof(stream_vec), NULL, 0, recs, 8, &n), 0);
   check_stream_recs(recs, n);
   assert_int_equal(p.nskipped, 1);
   assert_null(p.buf); /* nothing needed reassembly */
@@ -416,9 +405,9 @@ static void test_capsule_parse_every_split(void **state) {
       rec_t recs[8];
       size_t n;
       qpeer__capsule_parser_init(&p, 0);
-      assert_int_equal(feed_chunks(&p, stream_vec, sizeof(stream_vec), cuts,
-                                   2, recs, 8, &n),
-                       0);
+      assert_int_equal(
+          feed_chunks(&p, stream_vec, sizeof(stream_vec), cuts, 2, recs, 8, &n),
+          0);
       check_stream_recs(recs, n);
       qpeer__capsule_parser_free(&p);
     }
@@ -438,8 +427,7 @@ static void test_capsule_parse_end_truncated(void **state) {
     for (k = 0; k < QPEER__ARRAY_SIZE(bounds); k++)
       at_bound |= bounds[k] == i;
     qpeer__capsule_parser_init(&p, 0);
-    assert_int_equal(feed_chunks(&p, stream_vec, i, NULL, 0, recs, 8, &n),
-                     0);
+    assert_int_equal(feed_chunks(&p, stream_vec, i, NULL, 0, recs, 8, &n), 0);
     assert_int_equal(qpeer__capsule_parser_end(&p),
                      at_bound ? 0 : QPEER_ETRUNCATED);
     qpeer__capsule_parser_free(&p);
@@ -483,8 +471,7 @@ static void test_capsule_parse_oversize(void **state) {
   qpeer__capsule_parser_init(&p, 100);
   assert_int_equal(qpeer__capsule_parser_feed(&p, buf, 3, &nread, &cap),
                    QPEER_EMALFORMED);
-  assert_int_equal(qpeer__capsule_parser_feed(&p, buf, (size_t)n, &nread,
-                                              &cap),
+  assert_int_equal(qpeer__capsule_parser_feed(&p, buf, (size_t)n, &nread, &cap),
                    QPEER_EMALFORMED);
   assert_int_equal(nread, 0);
   assert_int_equal(qpeer__capsule_parser_end(&p), QPEER_EMALFORMED);
@@ -496,9 +483,9 @@ static void test_capsule_parse_oversize(void **state) {
     static const uint8_t huge[] = {0x11, 0xff, 0xff, 0xff, 0xff,
                                    0xff, 0xff, 0xff, 0xff};
     qpeer__capsule_parser_init(&p, 0);
-    assert_int_equal(qpeer__capsule_parser_feed(&p, huge, sizeof(huge),
-                                                &nread, &cap),
-                     QPEER_EMALFORMED);
+    assert_int_equal(
+        qpeer__capsule_parser_feed(&p, huge, sizeof(huge), &nread, &cap),
+        QPEER_EMALFORMED);
     qpeer__capsule_parser_free(&p);
   }
 }
@@ -514,23 +501,20 @@ static void test_capsule_parse_skip_huge_unknown(void **state) {
   (void)state;
   memset(chunk, 0xee, sizeof(chunk));
   qpeer__capsule_parser_init(&p, 100);
-  assert_int_equal(qpeer__capsule_parser_feed(&p, hdr, sizeof(hdr), &nread,
-                                              &cap),
-                   0);
+  assert_int_equal(
+      qpeer__capsule_parser_feed(&p, hdr, sizeof(hdr), &nread, &cap), 0);
   assert_int_equal(nread, sizeof(hdr));
   while (total < (1u << 20)) {
-    assert_int_equal(qpeer__capsule_parser_feed(&p, chunk, sizeof(chunk),
-                                                &nread, &cap),
-                     0);
+    assert_int_equal(
+        qpeer__capsule_parser_feed(&p, chunk, sizeof(chunk), &nread, &cap), 0);
     assert_int_equal(nread, sizeof(chunk));
     total += sizeof(chunk);
   }
   assert_null(p.buf); /* never buffered */
   assert_int_equal(p.nskipped, 1);
   assert_int_equal(qpeer__capsule_parser_end(&p), 0);
-  assert_int_equal(qpeer__capsule_parser_feed(&p, after, sizeof(after),
-                                              &nread, &cap),
-                   1);
+  assert_int_equal(
+      qpeer__capsule_parser_feed(&p, after, sizeof(after), &nread, &cap), 1);
   assert_int_equal(cap.type, QPEER__CAPSULE_COMPRESSION_ACK);
   assert_int_equal(cap.len, 1);
   assert_int_equal(cap.value[0], 4);
@@ -545,23 +529,21 @@ static void test_capsule_parse_empty_and_nonminimal(void **state) {
   size_t datalen;
   uint64_t ctx;
   /* DATAGRAM with an empty value, then ACK(5) with 8-byte varints. */
-  static const uint8_t in[] = {0x00, 0x00, 0xc0, 0, 0, 0, 0, 0, 0, 0x12,
-                               0x80, 0,    0,    1, 0x05};
+  static const uint8_t in[] = {0x00, 0x00, 0xc0, 0, 0, 0, 0,   0,
+                               0,    0x12, 0x80, 0, 0, 1, 0x05};
   (void)state;
   qpeer__capsule_parser_init(&p, 0);
-  assert_int_equal(
-      qpeer__capsule_parser_feed(&p, in, sizeof(in), &nread, &cap), 1);
+  assert_int_equal(qpeer__capsule_parser_feed(&p, in, sizeof(in), &nread, &cap),
+                   1);
   assert_int_equal(nread, 2);
   assert_int_equal(cap.type, 0);
   assert_int_equal(cap.len, 0);
   assert_non_null(cap.value);
   assert_int_equal(
-      qpeer__capsule_decode_datagram(cap.value, cap.len, &ctx, &data,
-                                     &datalen),
+      qpeer__capsule_decode_datagram(cap.value, cap.len, &ctx, &data, &datalen),
       QPEER_ETRUNCATED);
-  assert_int_equal(qpeer__capsule_parser_feed(&p, in + 2, sizeof(in) - 2,
-                                              &nread, &cap),
-                   1);
+  assert_int_equal(
+      qpeer__capsule_parser_feed(&p, in + 2, sizeof(in) - 2, &nread, &cap), 1);
   assert_int_equal(cap.type, QPEER__CAPSULE_COMPRESSION_ACK);
   assert_int_equal(
       qpeer__capsule_decode_compression_ack(cap.value, cap.len, &ctx), 0);
@@ -585,17 +567,13 @@ static void test_capsule_parse_enomem(void **state) {
   static const uint8_t in[] = {0x00, 0x04, 0x00, 'a', 'b'};
   (void)state;
   qpeer__capsule_parser_init(&p, 0);
-  assert_int_equal(qpeer_replace_allocator(fail_malloc, realloc, calloc,
-                                           free),
+  assert_int_equal(qpeer_replace_allocator(fail_malloc, realloc, calloc, free),
                    0);
-  assert_int_equal(
-      qpeer__capsule_parser_feed(&p, in, sizeof(in), &nread, &cap),
-      UV_ENOMEM);
-  assert_int_equal(qpeer_replace_allocator(malloc, realloc, calloc, free),
-                   0);
-  assert_int_equal(
-      qpeer__capsule_parser_feed(&p, in, sizeof(in), &nread, &cap),
-      UV_ENOMEM); /* sticky */
+  assert_int_equal(qpeer__capsule_parser_feed(&p, in, sizeof(in), &nread, &cap),
+                   UV_ENOMEM);
+  assert_int_equal(qpeer_replace_allocator(malloc, realloc, calloc, free), 0);
+  assert_int_equal(qpeer__capsule_parser_feed(&p, in, sizeof(in), &nread, &cap),
+                   UV_ENOMEM); /* sticky */
   qpeer__capsule_parser_free(&p);
 }
 

@@ -31,9 +31,8 @@ static ssize_t expand(char *buf, size_t len, const char *tmpl,
   return qpeer__connect_udp_expand(buf, len, tmpl, &v);
 }
 
-static void expect_expand(const char *tmpl, const char *phost,
-                          uint16_t pport, const char *thost, uint16_t tport,
-                          const char *want) {
+static void expect_expand(const char *tmpl, const char *phost, uint16_t pport,
+                          const char *thost, uint16_t tport, const char *want) {
   char buf[512];
   ssize_t n = expand(buf, sizeof(buf), tmpl, phost, pport, thost, tport);
   if (n < 0)
@@ -103,8 +102,8 @@ static void test_connect_udp_expand_forms(void **state) {
                 "h.example", 9,
                 "https://p.example/x?a=1&target_host=h.example"
                 "&target_port=9");
-  expect_expand("https://p.example/{target_host,target_port}", NULL, 0,
-                "::1", 7, "https://p.example/%3A%3A1,7");
+  expect_expand("https://p.example/{target_host,target_port}", NULL, 0, "::1",
+                7, "https://p.example/%3A%3A1,7");
   /* Undefined variables expand to nothing. */
   expect_expand("https://p.example/{foo}{target_host}/{target_port}{?bar}",
                 NULL, 0, "a", 1, "https://p.example/a/1");
@@ -117,8 +116,8 @@ static void test_connect_udp_expand_forms(void **state) {
 
 static void test_connect_udp_expand_bad_templates(void **state) {
   static const char *const bad[] = {
-      "https://p.example/{target_host}/",            /* no target_port */
-      "https://p.example/{target_port}/",            /* no target_host */
+      "https://p.example/{target_host}/", /* no target_port */
+      "https://p.example/{target_port}/", /* no target_host */
       "https://p.example/{+target_host}/{target_port}/",
       "https://p.example/{#target_host}/{target_port}/",
       "https://p.example/{.target_host}/{target_port}/",
@@ -159,17 +158,15 @@ static void test_connect_udp_expand_bad_templates(void **state) {
   /* {host}/{port} used but not provided. */
   assert_int_equal(expand(buf, sizeof(buf), NULL, NULL, 443, "a", 1),
                    UV_EINVAL);
-  assert_int_equal(expand(buf, sizeof(buf), NULL, "p", 0, "a", 1),
-                   UV_EINVAL);
+  assert_int_equal(expand(buf, sizeof(buf), NULL, "p", 0, "a", 1), UV_EINVAL);
 }
 
 static void test_connect_udp_expand_bad_values(void **state) {
   static const char *const bad_hosts[] = {
-      "",           "[]",          "fe80::1%eth0", "bad host",
-      "bad!host",   "a..b",        "-a.example",   "a-.example",
-      "192.0.2.256", "1.2.3",      "01.2.3.4",     "2001:db8:::1",
-      "[::1",       "\x01",        "h\xc3\xa9",    ".",
-      "a/b",        "a%2Fb",
+      "",         "[]",           "fe80::1%eth0", "bad host",    "bad!host",
+      "a..b",     "-a.example",   "a-.example",   "192.0.2.256", "1.2.3",
+      "01.2.3.4", "2001:db8:::1", "[::1",         "\x01",        "h\xc3\xa9",
+      ".",        "a/b",          "a%2Fb",
   };
   char buf[256], longhost[300];
   size_t i;
@@ -211,16 +208,22 @@ static void test_connect_udp_expand_bounds(void **state) {
       assert_int_equal(buf[i - 1], '\0');
     assert_int_equal(buf[i], 'Z'); /* nothing written past |i| bytes */
   }
-  assert_int_equal(expand(buf, (size_t)full + 1, NULL, "p", 1,
-                          "2001:db8::1", 1),
-                   full);
+  assert_int_equal(
+      expand(buf, (size_t)full + 1, NULL, "p", 1, "2001:db8::1", 1), full);
 }
 
 static void test_connect_udp_split_uri(void **state) {
   qpeer__connect_udp_uri u;
   static const char *const bad[] = {
-      "", "https:", "https://", "https://host", "https:///path",
-      "://host/", "1x://host/", "https://host?q", "https://host#f",
+      "",
+      "https:",
+      "https://",
+      "https://host",
+      "https:///path",
+      "://host/",
+      "1x://host/",
+      "https://host?q",
+      "https://host#f",
   };
   const char *uri = "https://h.example:8443/p/a?q=1#frag";
   size_t i;
@@ -230,16 +233,16 @@ static void test_connect_udp_split_uri(void **state) {
   assert_int_equal(u.pathlen, strlen("/p/a?q=1"));
   assert_memory_equal(u.path, "/p/a?q=1", u.pathlen);
   for (i = 0; i < QPEER__ARRAY_SIZE(bad); i++)
-    assert_int_equal(
-        qpeer__connect_udp_split_uri(bad[i], strlen(bad[i]), &u), UV_EINVAL);
+    assert_int_equal(qpeer__connect_udp_split_uri(bad[i], strlen(bad[i]), &u),
+                     UV_EINVAL);
 }
 
 static void parse_ok(const char *prefix, const char *path, int kind,
                      const char *host, uint16_t port) {
   qpeer__connect_udp_target t;
   const char *reason = "unset";
-  int rv = qpeer__connect_udp_parse_path(prefix, path, strlen(path), &t,
-                                         &reason);
+  int rv =
+      qpeer__connect_udp_parse_path(prefix, path, strlen(path), &t, &reason);
   if (rv != 0)
     fail_msg("%s: %d (%s)", path, rv, reason ? reason : "?");
   assert_null(reason);
@@ -261,8 +264,8 @@ static void test_connect_udp_parse_valid(void **state) {
   /* Raw colons are valid pchars; accepted on receipt. */
   parse_ok(NULL, PFX "::ffff:192.0.2.1/65535/", QPEER__CONNECT_UDP_IPV6,
            "::ffff:192.0.2.1", 65535);
-  parse_ok(NULL, PFX "example.com/53/", QPEER__CONNECT_UDP_NAME,
-           "example.com", 53);
+  parse_ok(NULL, PFX "example.com/53/", QPEER__CONNECT_UDP_NAME, "example.com",
+           53);
   parse_ok(NULL, PFX "Example.COM./53/", QPEER__CONNECT_UDP_NAME,
            "Example.COM.", 53);
   parse_ok(NULL, PFX "_srv.x-y.example/0053/", QPEER__CONNECT_UDP_NAME,
@@ -285,14 +288,13 @@ static void test_connect_udp_parse_valid(void **state) {
                        strlen(PFX "2001%3Adb8%3A%3A42/443/"), &t, NULL),
                    0);
   assert_int_equal(t.addr.ss_family, AF_INET6);
-  assert_non_null(inet_ntop(AF_INET6,
-                            &((struct sockaddr_in6 *)&t.addr)->sin6_addr, ip,
-                            sizeof(ip)));
+  assert_non_null(inet_ntop(
+      AF_INET6, &((struct sockaddr_in6 *)&t.addr)->sin6_addr, ip, sizeof(ip)));
   assert_string_equal(ip, "2001:db8::42");
   assert_int_equal(ntohs(((struct sockaddr_in6 *)&t.addr)->sin6_port), 443);
   /* Only the given length is read. */
-  assert_int_equal(qpeer__connect_udp_parse_path(
-                       NULL, PFX "a/1/garbage", strlen(PFX "a/1/"), &t, NULL),
+  assert_int_equal(qpeer__connect_udp_parse_path(NULL, PFX "a/1/garbage",
+                                                 strlen(PFX "a/1/"), &t, NULL),
                    0);
 }
 
@@ -374,14 +376,13 @@ static void test_connect_udp_parse_malformed(void **state) {
     qpeer__connect_udp_target t;
     const char *reason = NULL;
     size_t len = bad[i].len ? bad[i].len : strlen(bad[i].path);
-    int rv = qpeer__connect_udp_parse_path(NULL, bad[i].path, len, &t,
-                                           &reason);
+    int rv = qpeer__connect_udp_parse_path(NULL, bad[i].path, len, &t, &reason);
     if (rv != QPEER_EMALFORMED)
       fail_msg("path %zu (%s) gave %d", i, bad[i].path, rv);
     assert_non_null(reason);
     if (!strstr(reason, bad[i].reason))
-      fail_msg("path %zu (%s): reason \"%s\", wanted \"%s\"", i,
-               bad[i].path, reason, bad[i].reason);
+      fail_msg("path %zu (%s): reason \"%s\", wanted \"%s\"", i, bad[i].path,
+               reason, bad[i].reason);
     /* The reason pointer is optional. */
     assert_int_equal(
         qpeer__connect_udp_parse_path(NULL, bad[i].path, len, &t, NULL),
@@ -402,8 +403,7 @@ static void test_connect_udp_parse_host_length(void **state) {
   host[255] = '\0';
   snprintf(path, sizeof(path), PFX "%s/1/", host);
   assert_int_equal(
-      qpeer__connect_udp_parse_path(NULL, path, strlen(path), &t, &reason),
-      0);
+      qpeer__connect_udp_parse_path(NULL, path, strlen(path), &t, &reason), 0);
   assert_int_equal(strlen(t.host), 255);
   /* 256: too long, even when encoded. */
   host[255] = 'a';
@@ -434,7 +434,7 @@ static void test_connect_udp_parse_host_length(void **state) {
 /* Expansion and parsing agree for every kind of target. */
 static void test_connect_udp_roundtrip(void **state) {
   static const char *const hosts[] = {
-      "192.0.2.1", "2001:db8::1", "::", "::ffff:10.0.0.1", "example.org",
+      "192.0.2.1",  "2001:db8::1",     "::", "::ffff:10.0.0.1", "example.org",
       "a.b-c.d_e.", "255.255.255.255", NULL,
   };
   static const uint16_t ports[] = {1, 80, 443, 65535};
@@ -445,13 +445,12 @@ static void test_connect_udp_roundtrip(void **state) {
       char buf[512];
       qpeer__connect_udp_uri u;
       qpeer__connect_udp_target t;
-      ssize_t n = expand(buf, sizeof(buf), NULL, "proxy.example", 443,
-                         hosts[i], ports[j]);
+      ssize_t n = expand(buf, sizeof(buf), NULL, "proxy.example", 443, hosts[i],
+                         ports[j]);
       assert_true(n > 0);
       assert_int_equal(qpeer__connect_udp_split_uri(buf, (size_t)n, &u), 0);
       assert_int_equal(
-          qpeer__connect_udp_parse_path(NULL, u.path, u.pathlen, &t, NULL),
-          0);
+          qpeer__connect_udp_parse_path(NULL, u.path, u.pathlen, &t, NULL), 0);
       if (!hosts[i]) {
         assert_int_equal(t.kind, QPEER__CONNECT_UDP_BIND);
         assert_int_equal(t.port, 0);

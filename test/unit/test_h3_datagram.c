@@ -57,8 +57,7 @@ static void test_h3_datagram_vectors(void **state) {
       sizeof(v64));
   assert_memory_equal(buf, v64, sizeof(v64));
   assert_int_equal(qpeer__h3_datagram_write_header(
-                       buf, sizeof(buf),
-                       (int64_t)(QPEER__H3_QSID_MAX * 4), 0),
+                       buf, sizeof(buf), (int64_t)(QPEER__H3_QSID_MAX * 4), 0),
                    sizeof(vmax));
   assert_memory_equal(buf, vmax, sizeof(vmax));
 }
@@ -72,21 +71,20 @@ static void test_h3_datagram_encode_errors(void **state) {
     assert_int_equal(
         qpeer__h3_datagram_encode(buf, sizeof(buf), bad[i], 0, NULL, 0),
         UV_EINVAL);
-  assert_int_equal(qpeer__h3_datagram_write_header(
-                       buf, sizeof(buf),
-                       (int64_t)((QPEER__H3_QSID_MAX + 1) * 4), 0),
-                   UV_EINVAL);
+  assert_int_equal(
+      qpeer__h3_datagram_write_header(
+          buf, sizeof(buf), (int64_t)((QPEER__H3_QSID_MAX + 1) * 4), 0),
+      UV_EINVAL);
   assert_int_equal(qpeer__h3_datagram_write_header(buf, sizeof(buf), 0,
                                                    QPEER__VARINT_MAX + 1),
                    UV_EINVAL);
   /* Every short destination. */
   for (i = 0; i < 5; i++)
-    assert_int_equal(qpeer__h3_datagram_encode(buf, i, 64, 0,
-                                               (const uint8_t *)"abc", 3),
-                     UV_ENOBUFS);
-  assert_int_equal(qpeer__h3_datagram_encode(buf, 5, 64, 0,
-                                             (const uint8_t *)"abc", 3),
-                   5);
+    assert_int_equal(
+        qpeer__h3_datagram_encode(buf, i, 64, 0, (const uint8_t *)"abc", 3),
+        UV_ENOBUFS);
+  assert_int_equal(
+      qpeer__h3_datagram_encode(buf, 5, 64, 0, (const uint8_t *)"abc", 3), 5);
 }
 
 static void test_h3_datagram_decode(void **state) {
@@ -108,9 +106,8 @@ static void test_h3_datagram_decode(void **state) {
   assert_ptr_equal(payload, buf + 6); /* no copy */
   assert_int_equal(payloadlen, 7);
   /* Empty payload. */
-  assert_int_equal(qpeer__h3_datagram_decode(buf, 6, &sid, &ctx, &payload,
-                                             &payloadlen),
-                   0);
+  assert_int_equal(
+      qpeer__h3_datagram_decode(buf, 6, &sid, &ctx, &payload, &payloadlen), 0);
   assert_int_equal(payloadlen, 0);
   /* Largest QSID. */
   n = qpeer__h3_datagram_write_header(buf, sizeof(buf),
@@ -123,20 +120,20 @@ static void test_h3_datagram_decode(void **state) {
 
 static void test_h3_datagram_decode_truncated(void **state) {
   static const uint8_t in[] = {0x80, 0x00, 0x01, 0x00, /* QSID 256 */
-                               0x40, 0x05};           /* ctx 5 */
+                               0x40, 0x05};            /* ctx 5 */
   const uint8_t *payload;
   size_t payloadlen, i;
   int64_t sid;
   uint64_t ctx;
   (void)state;
-  assert_int_equal(qpeer__h3_datagram_decode(NULL, 0, &sid, &ctx, &payload,
-                                             &payloadlen),
-                   QPEER_ETRUNCATED);
+  assert_int_equal(
+      qpeer__h3_datagram_decode(NULL, 0, &sid, &ctx, &payload, &payloadlen),
+      QPEER_ETRUNCATED);
   for (i = 0; i < sizeof(in); i++) {
     sid = -1;
-    assert_int_equal(qpeer__h3_datagram_decode(in, i, &sid, &ctx, &payload,
-                                               &payloadlen),
-                     QPEER_ETRUNCATED);
+    assert_int_equal(
+        qpeer__h3_datagram_decode(in, i, &sid, &ctx, &payload, &payloadlen),
+        QPEER_ETRUNCATED);
     /* Once the QSID is in, the stream is known even if ctx is not. */
     assert_int_equal(sid, i >= 4 ? 256 * 4 : -1);
   }
@@ -165,24 +162,24 @@ static void test_h3_datagram_decode_qsid_too_big(void **state) {
 }
 
 static void test_h3_datagram_uncompressed_v4(void **state) {
-  static const uint8_t vec[] = {0x04, 192,  0,   2,   45,
-                                0xd4, 0x31, 'p', 'i', 'n', 'g'};
+  static const uint8_t vec[] = {0x04, 192, 0,   2,   45, 0xd4,
+                                0x31, 'p', 'i', 'n', 'g'};
   struct sockaddr_storage ss, out;
   uint8_t buf[64];
   const uint8_t *payload;
   size_t payloadlen, i;
   (void)state;
   make_v4(&ss, "192.0.2.45", 54321);
-  assert_int_equal(qpeer__h3_datagram_encode_uncompressed(
-                       buf, sizeof(buf), (struct sockaddr *)&ss,
-                       (const uint8_t *)"ping", 4),
-                   sizeof(vec));
+  assert_int_equal(
+      qpeer__h3_datagram_encode_uncompressed(
+          buf, sizeof(buf), (struct sockaddr *)&ss, (const uint8_t *)"ping", 4),
+      sizeof(vec));
   assert_memory_equal(buf, vec, sizeof(vec));
   assert_int_equal(qpeer__h3_datagram_decode_uncompressed(
                        vec, sizeof(vec), &out, &payload, &payloadlen),
                    0);
-  assert_true(qpeer__addr_equal((struct sockaddr *)&out,
-                                (struct sockaddr *)&ss));
+  assert_true(
+      qpeer__addr_equal((struct sockaddr *)&out, (struct sockaddr *)&ss));
   assert_ptr_equal(payload, vec + 7);
   assert_int_equal(payloadlen, 4);
   for (i = 0; i < QPEER__H3_UNCOMPRESSED_V4_LEN; i++)
@@ -197,8 +194,8 @@ static void test_h3_datagram_uncompressed_v4(void **state) {
 }
 
 static void test_h3_datagram_uncompressed_v6(void **state) {
-  static const uint8_t vec[] = {0x06, 0x20, 0x01, 0x0d, 0xb8, 0,    0,
-                                0,    0,    0,    0,    0,    0,    0,
+  static const uint8_t vec[] = {0x06, 0x20, 0x01, 0x0d, 0xb8, 0,   0,
+                                0,    0,    0,    0,    0,    0,   0,
                                 0,    0x12, 0x34, 0x01, 0xbb, 0xaa};
   struct sockaddr_storage ss, out;
   uint8_t buf[64];
@@ -206,16 +203,16 @@ static void test_h3_datagram_uncompressed_v6(void **state) {
   size_t payloadlen, i;
   (void)state;
   make_v6(&ss, "2001:db8::1234", 443);
-  assert_int_equal(qpeer__h3_datagram_encode_uncompressed(
-                       buf, sizeof(buf), (struct sockaddr *)&ss,
-                       (const uint8_t *)"\xaa", 1),
-                   sizeof(vec));
+  assert_int_equal(
+      qpeer__h3_datagram_encode_uncompressed(
+          buf, sizeof(buf), (struct sockaddr *)&ss, (const uint8_t *)"\xaa", 1),
+      sizeof(vec));
   assert_memory_equal(buf, vec, sizeof(vec));
   assert_int_equal(qpeer__h3_datagram_decode_uncompressed(
                        vec, sizeof(vec), &out, &payload, &payloadlen),
                    0);
-  assert_true(qpeer__addr_equal((struct sockaddr *)&out,
-                                (struct sockaddr *)&ss));
+  assert_true(
+      qpeer__addr_equal((struct sockaddr *)&out, (struct sockaddr *)&ss));
   assert_ptr_equal(payload, vec + 19);
   assert_int_equal(payloadlen, 1);
   for (i = 0; i < QPEER__H3_UNCOMPRESSED_V6_LEN; i++)
@@ -242,18 +239,18 @@ static void test_h3_datagram_uncompressed_errors(void **state) {
   }
   memset(&ss, 0, sizeof(ss));
   ss.ss_family = AF_UNIX;
-  assert_int_equal(qpeer__h3_datagram_write_addr(buf, sizeof(buf),
-                                                 (struct sockaddr *)&ss),
-                   UV_EINVAL);
+  assert_int_equal(
+      qpeer__h3_datagram_write_addr(buf, sizeof(buf), (struct sockaddr *)&ss),
+      UV_EINVAL);
   make_v4(&ss, "10.0.0.1", 1);
   for (i = 0; i < QPEER__H3_UNCOMPRESSED_V4_LEN; i++)
     assert_int_equal(
         qpeer__h3_datagram_write_addr(buf, i, (struct sockaddr *)&ss),
         UV_ENOBUFS);
-  assert_int_equal(qpeer__h3_datagram_encode_uncompressed(
-                       buf, 8, (struct sockaddr *)&ss,
-                       (const uint8_t *)"ab", 2),
-                   UV_ENOBUFS);
+  assert_int_equal(
+      qpeer__h3_datagram_encode_uncompressed(buf, 8, (struct sockaddr *)&ss,
+                                             (const uint8_t *)"ab", 2),
+      UV_ENOBUFS);
   make_v6(&ss, "::1", 1);
   for (i = 0; i < QPEER__H3_UNCOMPRESSED_V6_LEN; i++)
     assert_int_equal(
@@ -272,24 +269,21 @@ static void test_h3_datagram_bind_roundtrip(void **state) {
   ssize_t h, a;
   (void)state;
   make_v6(&ss, "2001:db8:ffff::9", 65535);
-  h = qpeer__h3_datagram_write_header(buf, sizeof(buf),
-                                      (int64_t)(QPEER__H3_QSID_MAX * 4),
-                                      QPEER__VARINT_MAX);
+  h = qpeer__h3_datagram_write_header(
+      buf, sizeof(buf), (int64_t)(QPEER__H3_QSID_MAX * 4), QPEER__VARINT_MAX);
   assert_int_equal(h, 16);
   a = qpeer__h3_datagram_write_addr(buf + h, sizeof(buf) - (size_t)h,
                                     (struct sockaddr *)&ss);
   assert_int_equal(a, QPEER__H3_UNCOMPRESSED_V6_LEN);
   assert_int_equal(h + a, QPEER__H3_DATAGRAM_OVERHEAD_MAX);
   memcpy(buf + h + a, "0123456789abcdef", 16);
-  assert_int_equal(qpeer__h3_datagram_decode(buf, sizeof(buf), &sid, &ctx,
-                                             &p, &plen),
-                   0);
+  assert_int_equal(
+      qpeer__h3_datagram_decode(buf, sizeof(buf), &sid, &ctx, &p, &plen), 0);
   assert_int_equal(ctx, QPEER__VARINT_MAX);
-  assert_int_equal(qpeer__h3_datagram_decode_uncompressed(p, plen, &out,
-                                                          &udp, &udplen),
-                   0);
-  assert_true(qpeer__addr_equal((struct sockaddr *)&out,
-                                (struct sockaddr *)&ss));
+  assert_int_equal(
+      qpeer__h3_datagram_decode_uncompressed(p, plen, &out, &udp, &udplen), 0);
+  assert_true(
+      qpeer__addr_equal((struct sockaddr *)&out, (struct sockaddr *)&ss));
   assert_int_equal(udplen, 16);
   assert_memory_equal(udp, "0123456789abcdef", 16);
 }

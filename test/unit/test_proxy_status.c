@@ -67,8 +67,7 @@ static void test_proxy_public_address_forms(void **state) {
   assert_int_equal(ppa("\"10.0.0.1:1\"", addrs, 4), 1);
   assert_int_equal(ppa("  \"10.0.0.1:1\"\t", addrs, 4), 1);
   assert_int_equal(ppa("\"10.0.0.1:1\"\t,\t\"[::1]:65535\"", addrs, 4), 2);
-  assert_int_equal(ppa("\"10.0.0.1:1\",\"[::1]:2\",\"[::2]:3\"", addrs, 4),
-                   3);
+  assert_int_equal(ppa("\"10.0.0.1:1\",\"[::1]:2\",\"[::2]:3\"", addrs, 4), 3);
   /* Parameters of any type are ignored. */
   assert_int_equal(ppa("\"10.0.0.1:1\";a=1;b;c=?0;d=\"x\";e=tok/en;"
                        "f=:AAE=:;g=-1.5;*h, \"[::1]:2\"; i=2",
@@ -84,45 +83,46 @@ static void test_proxy_public_address_forms(void **state) {
 
 static void test_proxy_public_address_malformed(void **state) {
   static const char *const bad[] = {
-      "192.0.2.45:54321",              /* -03..-07 unquoted form */
-      "\"192.0.2.45:54321\",",         /* trailing comma */
-      ",\"192.0.2.45:54321\"",         /* leading comma */
-      "\"10.0.0.1:1\",,\"10.0.0.1:2\"", /* empty member */
-      "\"10.0.0.1:1\" \"10.0.0.1:2\"", /* missing comma */
-      "(\"10.0.0.1:1\")",              /* inner list */
-      "tok",                           /* token */
-      "1",                             /* integer */
-      "?1",                            /* boolean */
-      "\"10.0.0.1\"",                  /* no port */
-      "\"10.0.0.1:\"",                 /* empty port */
-      "\"10.0.0.1:0\"",                /* port 0 */
-      "\"10.0.0.1:65536\"",            /* port too big */
-      "\"10.0.0.1:123456\"",           /* port too long */
-      "\"10.0.0.1:8a\"",               /* port not digits */
-      "\"10.0.0.1:+80\"",              /* sign */
-      "\":80\"",                       /* no address */
-      "\"2001:db8::1:80\"",            /* IPv6 without brackets */
-      "\"[10.0.0.1]:80\"",             /* IPv4 in brackets */
-      "\"[fe80::1%eth0]:80\"",         /* scoped */
-      "\"[::1]\"",                     /* bracketed, no port */
-      "\"[::1]80\"",                   /* no colon */
-      "\"[::1:80\"",                   /* unclosed bracket */
-      "\"example.com:80\"",            /* names are not addresses */
-      "\"10.0.0.256:80\"",             /* bad IPv4 */
-      "\"10.0.0.1:80",                 /* unterminated string */
-      "\"10.0.0.1:8\\0\"",             /* bad escape */
-      "\"10.0.0.1:80\\\"\"",           /* escaped quote in address */
-      "\"10.0.0.1:80\x01\"",           /* control character */
-      "\"10.0.0.1:80\xc3\xa9\"",       /* non-ASCII */
-      "\"10.0.0.1:80\";A=1",           /* uppercase key */
-      "\"10.0.0.1:80\";a=",            /* missing value */
-      "\"10.0.0.1:80\";a=?2",          /* bad boolean */
-      "\"10.0.0.1:80\";a=:AA",         /* unterminated bytes */
-      "\"10.0.0.1:80\";a=1.",          /* decimal without fraction */
-      "\"10.0.0.1:80\";a=1.2345",      /* too many fraction digits */
+      "192.0.2.45:54321",                   /* -03..-07 unquoted form */
+      "\"192.0.2.45:54321\",",              /* trailing comma */
+      ",\"192.0.2.45:54321\"",              /* leading comma */
+      "\"10.0.0.1:1\",,\"10.0.0.1:2\"",     /* empty member */
+      "\"10.0.0.1:1\" \"10.0.0.1:2\"",      /* missing comma */
+      "(\"10.0.0.1:1\")",                   /* inner list */
+      "tok",                                /* token */
+      "1",                                  /* integer */
+      "?1",                                 /* boolean */
+      "\"10.0.0.1\"",                       /* no port */
+      "\"10.0.0.1:\"",                      /* empty port */
+      "\"10.0.0.1:0\"",                     /* port 0 */
+      "\"10.0.0.1:65536\"",                 /* port too big */
+      "\"10.0.0.1:123456\"",                /* port too long */
+      "\"10.0.0.1:8a\"",                    /* port not digits */
+      "\"10.0.0.1:+80\"",                   /* sign */
+      "\":80\"",                            /* no address */
+      "\"2001:db8::1:80\"",                 /* IPv6 without brackets */
+      "\"[10.0.0.1]:80\"",                  /* IPv4 in brackets */
+      "\"[fe80::1%eth0]:80\"",              /* scoped */
+      "\"[::1]\"",                          /* bracketed, no port */
+      "\"[::1]80\"",                        /* no colon */
+      "\"[::1:80\"",                        /* unclosed bracket */
+      "\"example.com:80\"",                 /* names are not addresses */
+      "\"10.0.0.256:80\"",                  /* bad IPv4 */
+      "\"10.0.0.1:80",                      /* unterminated string */
+      "\"10.0.0.1:8\\0\"",                  /* bad escape */
+      "\"10.0.0.1:80\\\"\"",                /* escaped quote in address */
+      "\"10.0.0.1:80\x01\"",                /* control character */
+      "\"10.0.0.1:80\xc3\xa9\"",            /* non-ASCII */
+      "\"10.0.0.1:80\";A=1",                /* uppercase key */
+      "\"10.0.0.1:80\";a=",                 /* missing value */
+      "\"10.0.0.1:80\";a=?2",               /* bad boolean */
+      "\"10.0.0.1:80\";a=:AA",              /* unterminated bytes */
+      "\"10.0.0.1:80\";a=1.",               /* decimal without fraction */
+      "\"10.0.0.1:80\";a=1.2345",           /* too many fraction digits */
       "\"10.0.0.1:80\";a=1234567890123456", /* integer too long */
-      "\"0000000000000000000000000000000000000000000000000000000000000000:"
-      "80\"", /* overlong string */
+      /* An overlong string (64 zeros and a port). */
+      ("\"0000000000000000000000000000000000000000000000000000000000000000:"
+       "80\""),
   };
   struct sockaddr_storage addrs[4];
   size_t i;
@@ -163,20 +163,18 @@ static void test_proxy_public_address_format(void **state) {
                      UV_ENOBUFS);
   /* Bad family and port 0. */
   in[2].ss_family = AF_UNIX;
-  assert_int_equal(qpeer__proxy_public_address_format(buf, sizeof(buf), in,
-                                                      3),
+  assert_int_equal(qpeer__proxy_public_address_format(buf, sizeof(buf), in, 3),
                    UV_EINVAL);
   make_v4(&in[2], "10.0.0.1", 0);
-  assert_int_equal(qpeer__proxy_public_address_format(buf, sizeof(buf), in,
-                                                      3),
+  assert_int_equal(qpeer__proxy_public_address_format(buf, sizeof(buf), in, 3),
                    UV_EINVAL);
 }
 
 static void expect_status(const char *name, const char *error,
                           const char *details, const char *want) {
   char buf[256];
-  ssize_t n = qpeer__proxy_status_format(buf, sizeof(buf), name, error,
-                                         details);
+  ssize_t n =
+      qpeer__proxy_status_format(buf, sizeof(buf), name, error, details);
   assert_int_equal(n, strlen(want));
   assert_string_equal(buf, want);
 }
@@ -199,12 +197,10 @@ static void test_proxy_status_format(void **state) {
   expect_status(NULL, "dns_error", "a\r\nb\x01\xc3\xa9",
                 "qpeer-relay; error=dns_error; details=\"a??b???\"");
   /* A proxy name that is not a token is sent as a String. */
-  expect_status("my relay", "dns_error", NULL,
-                "\"my relay\"; error=dns_error");
+  expect_status("my relay", "dns_error", NULL, "\"my relay\"; error=dns_error");
   /* Bad error tokens and names. */
-  assert_int_equal(
-      qpeer__proxy_status_format(buf, sizeof(buf), NULL, "", NULL),
-      UV_EINVAL);
+  assert_int_equal(qpeer__proxy_status_format(buf, sizeof(buf), NULL, "", NULL),
+                   UV_EINVAL);
   assert_int_equal(
       qpeer__proxy_status_format(buf, sizeof(buf), NULL, "bad token", NULL),
       UV_EINVAL);
@@ -239,8 +235,8 @@ static void test_sf_boolean(void **state) {
       "?1", " ?1 ", "\t?1", "?1;foo=bar", "?1; a=?0;b", "?1;*x=\"s\"",
   };
   static const char *const no[] = {
-      "",    "?0",  "1",       "?1, ?1", "?2",    "?",     "?1x",
-      "?1;", "\"?1\"", "?1;A=1", "true",  "?1 ;a", "?0;a=?1", "?1,",
+      "",    "?0",     "1",      "?1, ?1", "?2",    "?",       "?1x",
+      "?1;", "\"?1\"", "?1;A=1", "true",   "?1 ;a", "?0;a=?1", "?1,",
   };
   size_t i;
   (void)state;

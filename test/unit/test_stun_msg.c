@@ -24,6 +24,8 @@ static const char password[] = "VOkJxbRl1RmTxUk/WvJxBt";
 static const uint8_t tid[12] = {0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34,
                                 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae};
 
+/* The vectors keep one attribute per line. */
+/* clang-format off */
 /* RFC 5769 §2.1: sample request. */
 static const uint8_t req_vec[] = {
     0x00, 0x01, 0x00, 0x58, /* Binding request, length 88 */
@@ -75,6 +77,7 @@ static const uint8_t resp6_vec[] = {
     0x82, 0x92, 0xc2, 0x75, 0xbf, 0xe3, 0xed, 0x41,
     0x80, 0x28, 0x00, 0x04, /* FINGERPRINT */
     0xc8, 0xfb, 0x0b, 0x4c};
+/* clang-format on */
 
 static const uint8_t *key = (const uint8_t *)password;
 #define KEYLEN (sizeof(password) - 1)
@@ -95,8 +98,8 @@ static void make_addr(struct sockaddr_storage *ss, const char *ip,
   }
 }
 
-static void assert_addr_eq(const struct sockaddr_storage *got,
-                           const char *ip, uint16_t port) {
+static void assert_addr_eq(const struct sockaddr_storage *got, const char *ip,
+                           uint16_t port) {
   struct sockaddr_storage want;
   make_addr(&want, ip, port);
   assert_true(qpeer__addr_equal((const struct sockaddr *)got,
@@ -109,17 +112,17 @@ static void test_stun_msg_crc32(void **state) {
   assert_int_equal(qpeer__stun_crc32(0, (const uint8_t *)"123456789", 9),
                    0xcbf43926u);
   /* Continuation over split input gives the same result. */
-  assert_int_equal(qpeer__stun_crc32(
-                       qpeer__stun_crc32(0, (const uint8_t *)"1234", 4),
-                       (const uint8_t *)"56789", 5),
-                   0xcbf43926u);
+  assert_int_equal(
+      qpeer__stun_crc32(qpeer__stun_crc32(0, (const uint8_t *)"1234", 4),
+                        (const uint8_t *)"56789", 5),
+      0xcbf43926u);
 }
 
 static void test_stun_msg_type_helpers(void **state) {
   (void)state;
-  assert_int_equal(qpeer__stun_type(QPEER__STUN_METHOD_BINDING,
-                                    QPEER__STUN_CLASS_ERROR),
-                   QPEER__STUN_BINDING_ERROR);
+  assert_int_equal(
+      qpeer__stun_type(QPEER__STUN_METHOD_BINDING, QPEER__STUN_CLASS_ERROR),
+      QPEER__STUN_BINDING_ERROR);
   assert_int_equal(qpeer__stun_type(QPEER__STUN_METHOD_BINDING,
                                     QPEER__STUN_CLASS_INDICATION),
                    QPEER__STUN_BINDING_INDICATION);
@@ -179,12 +182,11 @@ static void test_stun_msg_decode_rfc5769_ipv4(void **state) {
   assert_true(m.fingerprint_ok);
   assert_int_equal(m.unknown_count, 0);
   assert_int_equal(qpeer__stun_verify_integrity(&m, resp4_vec,
-                                                sizeof(resp4_vec), key,
-                                                KEYLEN),
+                                                sizeof(resp4_vec), key, KEYLEN),
                    0);
-  assert_int_equal(qpeer__stun_verify_integrity(
-                       &m, resp4_vec, sizeof(resp4_vec),
-                       (const uint8_t *)"wrong", 5),
+  assert_int_equal(qpeer__stun_verify_integrity(&m, resp4_vec,
+                                                sizeof(resp4_vec),
+                                                (const uint8_t *)"wrong", 5),
                    QPEER_ECHECKSUM);
 }
 
@@ -193,12 +195,10 @@ static void test_stun_msg_decode_rfc5769_ipv6(void **state) {
   (void)state;
   assert_int_equal(qpeer__stun_decode(&m, resp6_vec, sizeof(resp6_vec)), 0);
   assert_true(m.has_xor_mapped);
-  assert_addr_eq(&m.xor_mapped, "2001:db8:1234:5678:11:2233:4455:6677",
-                 32853);
+  assert_addr_eq(&m.xor_mapped, "2001:db8:1234:5678:11:2233:4455:6677", 32853);
   assert_true(m.fingerprint_ok);
   assert_int_equal(qpeer__stun_verify_integrity(&m, resp6_vec,
-                                                sizeof(resp6_vec), key,
-                                                KEYLEN),
+                                                sizeof(resp6_vec), key, KEYLEN),
                    0);
 }
 
@@ -256,17 +256,15 @@ static void roundtrip_response(const char *mapped, const char *origin,
   make_addr(&a, mapped, 40000);
   make_addr(&o, origin, 3478);
   make_addr(&x, other, 3479);
-  n = qpeer__stun_build_binding_response(buf, sizeof(buf), tid,
-                                         (struct sockaddr *)&a,
-                                         (struct sockaddr *)&o,
-                                         (struct sockaddr *)&x, fp);
+  n = qpeer__stun_build_binding_response(
+      buf, sizeof(buf), tid, (struct sockaddr *)&a, (struct sockaddr *)&o,
+      (struct sockaddr *)&x, fp);
   assert_true(n > 0);
   assert_true(qpeer__stun_is_stun(buf, (size_t)n));
   assert_int_equal(qpeer__stun_decode(&m, buf, (size_t)n), 0);
   assert_int_equal(m.type, QPEER__STUN_BINDING_SUCCESS);
   assert_memory_equal(m.txid, tid, 12);
-  assert_true(m.has_xor_mapped && m.has_response_origin &&
-              m.has_other_address);
+  assert_true(m.has_xor_mapped && m.has_response_origin && m.has_other_address);
   assert_false(m.has_mapped);
   assert_addr_eq(&m.xor_mapped, mapped, 40000);
   assert_addr_eq(&m.response_origin, origin, 3478);
@@ -290,8 +288,7 @@ static void test_stun_msg_roundtrip(void **state) {
   /* An IPv4-mapped IPv6 address (dual-stack socket) is sent as IPv4. */
   make_addr(&a, "::ffff:192.0.2.77", 5000);
   n = qpeer__stun_build_binding_response(buf, sizeof(buf), tid,
-                                         (struct sockaddr *)&a, NULL, NULL,
-                                         1);
+                                         (struct sockaddr *)&a, NULL, NULL, 1);
   assert_int_equal(n, 20 + 12 + 8);
   assert_int_equal(qpeer__stun_decode(&m, buf, (size_t)n), 0);
   assert_addr_eq(&m.xor_mapped, "192.0.2.77", 5000);
@@ -344,18 +341,17 @@ static void test_stun_msg_roundtrip(void **state) {
   assert_true(m.has_padding);
   assert_int_equal(m.padding_len, 37);
   assert_int_equal(m.username_len, 4);
-  assert_int_equal(qpeer__stun_verify_integrity(&m, buf, (size_t)n, key,
-                                                KEYLEN),
-                   0);
+  assert_int_equal(
+      qpeer__stun_verify_integrity(&m, buf, (size_t)n, key, KEYLEN), 0);
   /* A single flipped bit before MESSAGE-INTEGRITY breaks the HMAC (the
    * fingerprint is fixed up so that decoding still succeeds). */
   buf[20 + 12 + 8 + 10] ^= 1;
   qpeer__put_u32(buf + n - 4,
                  qpeer__stun_crc32(0, buf, (size_t)n - 8) ^ 0x5354554eu);
   assert_int_equal(qpeer__stun_decode(&m, buf, (size_t)n), 0);
-  assert_int_equal(qpeer__stun_verify_integrity(&m, buf, (size_t)n, key,
-                                                KEYLEN),
-                   QPEER_ECHECKSUM);
+  assert_int_equal(
+      qpeer__stun_verify_integrity(&m, buf, (size_t)n, key, KEYLEN),
+      QPEER_ECHECKSUM);
 }
 
 static void test_stun_msg_error_response(void **state) {
@@ -387,9 +383,8 @@ static void test_stun_msg_error_response(void **state) {
                                          QPEER__STUN_ATTR_SOFTWARE, &v, &vlen),
                    UV_ENOENT);
   /* ICE PRIORITY is reachable through find_attr on the request. */
-  assert_int_equal(qpeer__stun_find_attr(req_vec, sizeof(req_vec), 0x0024, &v,
-                                         &vlen),
-                   0);
+  assert_int_equal(
+      qpeer__stun_find_attr(req_vec, sizeof(req_vec), 0x0024, &v, &vlen), 0);
   assert_int_equal(qpeer__get_u32(v), 0x6e0001ffu);
 
   n = qpeer__stun_build_error_response(buf, sizeof(buf), &req, 400, NULL, 0);
@@ -397,12 +392,12 @@ static void test_stun_msg_error_response(void **state) {
   assert_int_equal(qpeer__stun_decode(&m, buf, (size_t)n), 0);
   assert_int_equal(m.error_code, 400);
   assert_int_equal(m.error_reason_len, 0);
-  assert_int_equal(qpeer__stun_build_error_response(buf, sizeof(buf), &req,
-                                                    299, "x", 0),
-                   UV_EINVAL);
-  assert_int_equal(qpeer__stun_build_error_response(buf, sizeof(buf), &req,
-                                                    700, "x", 0),
-                   UV_EINVAL);
+  assert_int_equal(
+      qpeer__stun_build_error_response(buf, sizeof(buf), &req, 299, "x", 0),
+      UV_EINVAL);
+  assert_int_equal(
+      qpeer__stun_build_error_response(buf, sizeof(buf), &req, 700, "x", 0),
+      UV_EINVAL);
 }
 
 /* Every strict prefix of a valid message is rejected as truncated. */
@@ -476,15 +471,14 @@ static size_t build_raw(uint8_t *buf, const uint8_t *attrs, size_t alen) {
 static void test_stun_msg_malformed(void **state) {
   static const uint8_t bad_family[] = {0x00, 0x20, 0x00, 0x08, 0x00, 0x03,
                                        0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43};
-  static const uint8_t v4_long[] = {0x00, 0x01, 0x00, 0x0c, 0x00, 0x01,
-                                    0x00, 0x50, 1,    2,    3,    4,
-                                    0,    0,    0,    0};
+  static const uint8_t v4_long[] = {
+      0x00, 0x01, 0x00, 0x0c, 0x00, 0x01, 0x00, 0x50, 1, 2, 3, 4, 0, 0, 0, 0};
   static const uint8_t v6_short[] = {0x00, 0x20, 0x00, 0x08, 0x00, 0x02,
                                      0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43};
   static const uint8_t overrun[] = {0x80, 0x22, 0x00, 0x09, 'a', 'b',
                                     'c',  'd',  'e',  'f',  'g', 'h'};
-  static const uint8_t overrun2[] = {0x80, 0x22, 0x01, 0x00, 'a', 'b',
-                                     'c',  'd'};
+  static const uint8_t overrun2[] = {0x80, 0x22, 0x01, 0x00,
+                                     'a',  'b',  'c',  'd'};
   static const uint8_t bad_err[] = {0x00, 0x09, 0x00, 0x04,
                                     0x00, 0x00, 0x07, 0x00};
   static const uint8_t bad_err2[] = {0x00, 0x09, 0x00, 0x04,
@@ -501,11 +495,11 @@ static void test_stun_msg_malformed(void **state) {
     const uint8_t *a; /* attribute bytes */
     size_t n;         /* their length */
   } cases[] = {
-      {bad_family, sizeof(bad_family)}, {v4_long, sizeof(v4_long)},
-      {v6_short, sizeof(v6_short)},     {overrun, sizeof(overrun)},
-      {overrun2, sizeof(overrun2)},     {bad_err, sizeof(bad_err)},
-      {bad_err2, sizeof(bad_err2)},     {short_err, sizeof(short_err)},
-      {bad_change, sizeof(bad_change)}, {bad_mi, sizeof(bad_mi)},
+      {bad_family, sizeof(bad_family)},   {v4_long, sizeof(v4_long)},
+      {v6_short, sizeof(v6_short)},       {overrun, sizeof(overrun)},
+      {overrun2, sizeof(overrun2)},       {bad_err, sizeof(bad_err)},
+      {bad_err2, sizeof(bad_err2)},       {short_err, sizeof(short_err)},
+      {bad_change, sizeof(bad_change)},   {bad_mi, sizeof(bad_mi)},
       {odd_unknown, sizeof(odd_unknown)},
   };
   qpeer__stun_msg m;
@@ -576,8 +570,7 @@ static void test_stun_msg_after_integrity(void **state) {
   assert_false(m.has_xor_mapped);
   assert_int_equal(m.unknown_count, 0);
   /* The HMAC still verifies: it only covers up to MESSAGE-INTEGRITY. */
-  assert_int_equal(qpeer__stun_verify_integrity(&m, buf, off, key, KEYLEN),
-                   0);
+  assert_int_equal(qpeer__stun_verify_integrity(&m, buf, off, key, KEYLEN), 0);
 }
 
 static void test_stun_msg_unknown(void **state) {
@@ -607,10 +600,9 @@ static void test_stun_msg_writer_bounds(void **state) {
   make_addr(&a, "2001:db8::1", 1);
   make_addr(&o, "2001:db8::2", 2);
   make_addr(&x, "2001:db8::3", 3);
-  full = qpeer__stun_build_binding_response(buf, sizeof(buf), tid,
-                                            (struct sockaddr *)&a,
-                                            (struct sockaddr *)&o,
-                                            (struct sockaddr *)&x, 1);
+  full = qpeer__stun_build_binding_response(
+      buf, sizeof(buf), tid, (struct sockaddr *)&a, (struct sockaddr *)&o,
+      (struct sockaddr *)&x, 1);
   assert_int_equal(full, 20 + 3 * 24 + 8);
   for (int cap = 0; cap < full; cap++) {
     memset(buf, 0xa5, sizeof(buf));
@@ -622,9 +614,9 @@ static void test_stun_msg_writer_bounds(void **state) {
       assert_int_equal(buf[i], 0xa5);
   }
   for (int cap = 0; cap < 28; cap++)
-    assert_int_equal(qpeer__stun_build_binding_request(buf, (size_t)cap, tid,
-                                                       0, 1),
-                     UV_ENOBUFS);
+    assert_int_equal(
+        qpeer__stun_build_binding_request(buf, (size_t)cap, tid, 0, 1),
+        UV_ENOBUFS);
   {
     qpeer__stun_writer w;
     struct sockaddr bad;
@@ -633,13 +625,12 @@ static void test_stun_msg_writer_bounds(void **state) {
     bad.sa_family = AF_UNIX;
     qpeer__stun_writer_init(&w, buf, sizeof(buf), QPEER__STUN_BINDING_SUCCESS,
                             tid);
-    assert_int_equal(qpeer__stun_add_xor_addr(
-                         &w, QPEER__STUN_ATTR_XOR_MAPPED_ADDRESS, &bad),
-                     UV_EINVAL);
+    assert_int_equal(
+        qpeer__stun_add_xor_addr(&w, QPEER__STUN_ATTR_XOR_MAPPED_ADDRESS, &bad),
+        UV_EINVAL);
     /* Errors are sticky. */
     assert_int_equal(qpeer__stun_writer_finish(&w, 1), UV_EINVAL);
-    assert_int_equal(qpeer__stun_writer_init(&w, buf, sizeof(buf), 0x4001,
-                                             tid),
+    assert_int_equal(qpeer__stun_writer_init(&w, buf, sizeof(buf), 0x4001, tid),
                      UV_EINVAL);
     /* The 16-bit length field caps the message even with a big buffer. */
     qpeer__stun_writer_init(&w, big, sizeof(big), QPEER__STUN_BINDING_SUCCESS,
