@@ -18,6 +18,7 @@ extern "C" {
 #include "qpeer/endpoint.h"
 #include "qpeer/conn.h"
 #include "qpeer/stream.h"
+#include "qpeer/ticket.h"
 
 #ifdef __cplusplus
 }

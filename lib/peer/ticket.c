@@ -103,8 +103,9 @@ static int is_space(char c) {
 }
 
 /* addr_bytes points |*pip| at the address bytes of |sa| and returns their
- * length (4 or 16), or 0 for another family. */
+ * length (4 or 16), or sets it to NULL and returns 0 for another family. */
 static size_t addr_bytes(const struct sockaddr *sa, const uint8_t **pip) {
+  *pip = NULL;
   if (sa->sa_family == AF_INET) {
     *pip = (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)
                ->sin_addr;

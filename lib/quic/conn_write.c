@@ -170,8 +170,10 @@ int qpeer__conn_write(qpeer__conn *c) {
       if (st && ndatalen >= 0) {
         qpeer__stream_advance(st, (size_t)ndatalen);
         if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) &&
-            st->sent_off == st->queued_off)
+            st->sent_off == st->queued_off) {
           st->fin_sent = 1;
+          st->fin_with_data = ndatalen > 0;
+        }
       }
       if (st && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
                  n == NGTCP2_ERR_STREAM_SHUT_WR ||

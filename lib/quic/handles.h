@@ -197,6 +197,7 @@ struct qpeer__stream {
   qpeer_shutdown_t *shutdown_req;  /* pending shutdown request */
   int fin_queued;                  /* FIN requested */
   int fin_sent;                    /* FIN handed to ngtcp2 */
+  int fin_with_data;               /* FIN went out with the last bytes */
   int write_error;                 /* terminal write status, or 0 */
   int reset_pending;               /* RESET_STREAM to send */
   uint64_t reset_code;             /* its code */

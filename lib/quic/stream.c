@@ -377,7 +377,10 @@ static void maybe_complete_shutdown(qpeer__stream *st, int status) {
   qpeer_shutdown_t *req = st->shutdown_req;
   if (!req)
     return;
-  if (status == 0 && !(st->fin_sent && st->acked_off == st->queued_off))
+  /* ngtcp2 reports no acknowledgement of a FIN sent on its own; such a FIN
+   * is known to have arrived only when the stream closes. */
+  if (status == 0 && !(st->fin_sent && st->acked_off == st->queued_off &&
+                       (st->fin_with_data || st->closed)))
     return;
   st->shutdown_req = NULL;
   req->cb(req, status);
@@ -436,7 +439,8 @@ void qpeer__stream_on_closed(qpeer__stream *st, uint64_t app_code,
     st->read_error = QPEER_ESTREAMRESET;
   if (!qpeer__list_empty(&st->writes) && !st->write_error)
     st->write_error = UV_ECANCELED;
-  if (st->shutdown_req && !st->write_error && st->acked_off < st->queued_off)
+  if (st->shutdown_req && !st->write_error &&
+      (st->acked_off < st->queued_off || reset))
     st->write_error = UV_ECANCELED;
   if (!st->handle) {
     /* Nobody holds it: the user closed the handle, or it was never

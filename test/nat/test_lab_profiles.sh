@@ -214,14 +214,14 @@ punch_once() {
 # ("-" = measured and reported, not asserted).
 #           pair                 0 ms    20 ms
 MATRIX="
-eim,eim                         none    both
+eim,eim                         -       both
 eim,fullcone                    both    both
 symmetric,symmetric             none    none
 eim,symmetric                   none    none
 none,symmetric                  both    both
 fullcone,symmetric              both    both
 double,eim                      -       both
-double,double                   none    both
+double,double                   -       both
 "
 
 echo "== UDP hole-punch matrix (coordinated start, reflexive addresses from $S1, $TRIALS trial(s))"

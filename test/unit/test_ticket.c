@@ -23,19 +23,19 @@
 static const char vector_hex[] =
     "010220000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
     "040701c0000201115104130220010db800000000000000000000000101bb063a01aaaa"
-    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa68747470"
-    "733a2f2f72656c61792e6578616d706c652e6e657406190268747470733a2f2f72322e"
-    "6578616d706c653a383434332f0637035555555555555555555555555555555555555555"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa6874747073"
+    "3a2f2f72656c61792e6578616d706c652e6e657406190268747470733a2f2f72322e65"
+    "78616d706c653a383434332f0637035555555555555555555555555555555555555555"
     "55555555555555555555555568747470733a2f2f5b323030313a6462383a3a325d2f08"
     "04800000010108000000006553f100f7c78b6f";
 
 static const char vector_text[] =
     "qpt1aebcaaabaibqibiga4eascqlbqgq4dyqcejbgfavcylrqgi2dmob2hq7aqdqdqaaai"
     "arcuiecmbcaainxaaaaaaaaaaaaaaaaaaacan3ay5adkvkvkvkvkvkvkvkvkvkvkvkvkvk"
-    "vkvkvkvkvkvkvkvkvkvkvkvkvkvkvknb2hi4dthixs64tfnrqxsltfpbqw24dmmuxg4zlu"
-    "aymqe2duoryhgorpf5zdeltfpbqw24dmmu5dqnbugmxqmnydkvkvkvkvkvkvkvkvkvkvkv"
-    "kvkvkvkvkvkvkvkvkvkvkvkvkvkvkwq5duobztulzplmzdambrhjsgeob2hizf2lyiasaa"
-    "aaabaeeaaaaaabsvh4ia67dyw3y";
+    "vkvkvkvkvkvkvkvkvkvkvkvknb2hi4dthixs64tfnrqxsltfpbqw24dmmuxg4zluaymqe2"
+    "duoryhgorpf5zdeltfpbqw24dmmu5dqnbugmxqmnydkvkvkvkvkvkvkvkvkvkvkvkvkvkv"
+    "kvkvkvkvkvkvkvkvkvkvkvkwq5duobztulzplmzdambrhjsgeob2hizf2lyiasaaaaabae"
+    "eaaaaaabsvh4ia67dyw3y";
 
 /* Deterministic xorshift64 so failures reproduce. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
