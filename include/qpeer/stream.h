@@ -115,7 +115,9 @@ QPEER_EXTERN int qpeer_stream_stop_sending(qpeer_stream_t *stream,
                                            uint64_t code);
 
 /** `qpeer_stream_get_error_code` returns the application error code the
- * peer sent with RESET_STREAM or STOP_SENDING (0 if none). */
+ * peer sent with RESET_STREAM (known when it arrives) or STOP_SENDING
+ * (known once the stream has closed: ngtcp2 0.12 does not report it
+ * earlier), or 0 if none is known. */
 QPEER_EXTERN uint64_t qpeer_stream_get_error_code(const qpeer_stream_t *s);
 
 #endif /* QPEER_STREAM_H */

@@ -29,9 +29,9 @@
 /** Largest binary form the encoder can produce (1387 bytes): version,
  * peer ID, 8 IPv6 addresses, 4 relays with the longest URL and a pin,
  * flags, creation time and checksum. */
-#define QPEER_TICKET_BIN_MAX                                                  \
-  (1 + 34 + QPEER_TICKET_MAX_ADDRS * 21 +                                     \
-   QPEER_TICKET_MAX_RELAYS * (3 + 1 + 32 + QPEER_TICKET_URL_MAX - 1) + 6 +    \
+#define QPEER_TICKET_BIN_MAX                                                   \
+  (1 + 34 + QPEER_TICKET_MAX_ADDRS * 21 +                                      \
+   QPEER_TICKET_MAX_RELAYS * (3 + 1 + 32 + QPEER_TICKET_URL_MAX - 1) + 6 +     \
    10 + 4)
 /** Largest binary form the decoder accepts; more than the encoder writes,
  * so that tickets from later versions with extra records still decode. */

@@ -15,6 +15,7 @@
 #define QPEER__UDP_RX_BATCH 64    /* datagrams per recvmmsg */
 #define QPEER__UDP_RX_SIZE 2048   /* bytes per receive slot */
 #define QPEER__UDP_TX_BATCH 64    /* segments per send call */
+#define QPEER__UDP_GSO_MAX_BYTES 65507 /* bytes in one GSO send */
 
 typedef struct qpeer__udp qpeer__udp;
 

@@ -42,8 +42,8 @@
 #define B32_LEN(n) (((n)*8 + 4) / 5)
 
 _Static_assert(QPEER_TICKET_BIN_MAX == 1387, "see doc/ticket.md");
-_Static_assert(QPEER_TICKET_TEXT_MAX == TEXT_PREFIX_LEN +
-                                            B32_LEN(QPEER_TICKET_BIN_MAX),
+_Static_assert(QPEER_TICKET_TEXT_MAX ==
+                   TEXT_PREFIX_LEN + B32_LEN(QPEER_TICKET_BIN_MAX),
                "text form is the prefix plus base32");
 _Static_assert(QPEER_TICKET_BIN_MAX <= QPEER_TICKET_DECODE_MAX,
                "the decoder accepts everything the encoder writes");
@@ -125,8 +125,8 @@ static int addr_valid(const struct sockaddr *sa) {
   size_t n = addr_bytes(sa, &ip);
   if (n == 0 || qpeer__addr_port(sa) == 0 || qpeer__addr_is_any(sa))
     return 0;
-  if (n == 16 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(
-                     const void *)ip))
+  if (n == 16 &&
+      IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)ip))
     return 0;
   return 1;
 }
@@ -203,10 +203,8 @@ static int url_valid(const char *url, size_t len) {
       return 0;
     i = host_end + 1;
   } else {
-    for (host_end = i; host_end < auth_end && url[host_end] != ':';
-         host_end++)
-      if (url[host_end] == '@' || url[host_end] == '[' ||
-          url[host_end] == ']')
+    for (host_end = i; host_end < auth_end && url[host_end] != ':'; host_end++)
+      if (url[host_end] == '@' || url[host_end] == '[' || url[host_end] == ']')
         return 0;
     if (host_end == i)
       return 0;
@@ -249,7 +247,8 @@ static int ticket_check(const qpeer_ticket_t *t) {
     return UV_EINVAL;
   for (i = 0; i < t->naddrs; i++) {
     const struct sockaddr *sa = (const struct sockaddr *)&t->addrs[i].addr;
-    if (!addr_valid(sa) || (unsigned)t->addrs[i].type > QPEER_TICKET_ADDR_MAPPED)
+    if (!addr_valid(sa) ||
+        (unsigned)t->addrs[i].type > QPEER_TICKET_ADDR_MAPPED)
       return UV_EINVAL;
     for (j = 0; j < i; j++)
       if (addr_same(sa, (const struct sockaddr *)&t->addrs[j].addr))

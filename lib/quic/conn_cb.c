@@ -24,7 +24,18 @@ static int cb_handshake_completed(ngtcp2_conn *qc, void *user_data) {
   qpeer__tls_on_handshake(c);
   if (c->server && c->verify_err)
     return NGTCP2_ERR_CALLBACK_FAILURE;
-  c->events |= QPEER__EV_HANDSHAKE;
+  /* A client learns that the server accepted its identity only when the
+   * handshake is confirmed (HANDSHAKE_DONE), so it reports then. */
+  if (c->server)
+    c->events |= QPEER__EV_HANDSHAKE;
+  return 0;
+}
+
+static int cb_handshake_confirmed(ngtcp2_conn *qc, void *user_data) {
+  qpeer__conn *c = conn_of(user_data);
+  (void)qc;
+  if (!c->server)
+    c->events |= QPEER__EV_HANDSHAKE;
   return 0;
 }
 
@@ -89,17 +100,6 @@ static int cb_stream_reset(ngtcp2_conn *qc, int64_t stream_id,
   (void)user_data;
   if (stream_user_data)
     qpeer__stream_on_reset(stream_user_data, app_error_code);
-  return 0;
-}
-
-static int cb_stream_stop_sending(ngtcp2_conn *qc, int64_t stream_id,
-                                  uint64_t app_error_code, void *user_data,
-                                  void *stream_user_data) {
-  (void)qc;
-  (void)stream_id;
-  (void)user_data;
-  if (stream_user_data)
-    qpeer__stream_on_stop_sending(stream_user_data, app_error_code);
   return 0;
 }
 
@@ -224,12 +224,12 @@ void qpeer__conn_callbacks(ngtcp2_callbacks *cb, int server) {
   cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
   cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
   cb->handshake_completed = cb_handshake_completed;
+  cb->handshake_confirmed = cb_handshake_confirmed;
   cb->recv_stream_data = cb_recv_stream_data;
   cb->acked_stream_data_offset = cb_acked_stream_data_offset;
   cb->stream_open = cb_stream_open;
   cb->stream_close = cb_stream_close;
   cb->stream_reset = cb_stream_reset;
-  cb->stream_stop_sending = cb_stream_stop_sending;
   cb->extend_max_stream_data = cb_extend_max_stream_data;
   cb->recv_stateless_reset = cb_recv_stateless_reset;
   cb->rand = cb_rand;

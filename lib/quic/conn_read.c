@@ -92,8 +92,13 @@ int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
   c->stats.packets_received++;
   c->stats.bytes_received += len;
   r = ngtcp2_conn_read_pkt(c->qc, path, &pi, pkt, len, qpeer__now());
-  if (r == 0)
+  if (r == 0) {
+    c->rx_ok = 1;
     return 0;
+  }
+  /* Any verdict but a discard means the packet decrypted: keys exist. */
+  if (r != NGTCP2_ERR_DISCARD_PKT && r != NGTCP2_ERR_DROP_CONN)
+    c->rx_ok = 1;
   switch (r) {
   case NGTCP2_ERR_DRAINING:
     c->draining = 1;
@@ -105,7 +110,7 @@ int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
     qpeer__conn_terminate(c, QPEER_EPROTO);
     return r;
   case NGTCP2_ERR_DISCARD_PKT:
-    return 0;
+    return c->rx_ok ? 0 : r;
   case NGTCP2_ERR_CRYPTO:
   case NGTCP2_ERR_CALLBACK_FAILURE:
     status = qpeer__tls_error_status(c, r);

@@ -86,7 +86,9 @@ static void batch_add(batch_t *b, const ngtcp2_path *path, size_t n) {
   }
   b->off += n;
   b->npkts++;
-  if (n < b->gso || b->npkts >= QPEER__UDP_TX_BATCH)
+  /* A GSO train is one UDP send: at most 64 segments and 65507 bytes. */
+  if (n < b->gso || b->npkts >= QPEER__UDP_TX_BATCH ||
+      b->off + b->gso > QPEER__UDP_GSO_MAX_BYTES)
     batch_flush(b);
 }
 
@@ -175,6 +177,8 @@ int qpeer__conn_write(qpeer__conn *c) {
           st->fin_with_data = ndatalen > 0;
         }
       }
+      if (st && n == NGTCP2_ERR_STREAM_SHUT_WR)
+        qpeer__stream_on_peer_stopped(st, 0);
       if (st && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
                  n == NGTCP2_ERR_STREAM_SHUT_WR ||
                  n == NGTCP2_ERR_STREAM_NOT_FOUND)) {
@@ -223,7 +227,9 @@ void qpeer__conn_send_close_ccerr(qpeer__conn *c,
   uint8_t buf[QPEER__MAX_PKT];
   ngtcp2_ssize n;
   int blocked = 0;
-  if (c->close_sent || !c->qc || c->draining ||
+  /* A server connection that never read a packet has no keys to close
+   * with; it just goes away. */
+  if (c->close_sent || !c->qc || c->draining || (c->server && !c->rx_ok) ||
       ngtcp2_conn_is_in_closing_period(c->qc) ||
       ngtcp2_conn_is_in_draining_period(c->qc))
     return;

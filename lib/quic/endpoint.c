@@ -291,7 +291,8 @@ static void to_raw(qpeer__ep *ep, const uint8_t *data, size_t len,
 
 static void send_version_negotiation(qpeer__ep *ep, const ngtcp2_version_cid *vc,
                                      const struct sockaddr *from) {
-  uint8_t buf[256], rnd;
+  /* Room for two 255-byte CIDs and the version list. */
+  uint8_t buf[1 + 4 + 2 * (1 + 255) + 8], rnd;
   uint32_t sv[] = {NGTCP2_PROTO_VER_V1, NGTCP2_PROTO_VER_V2_DRAFT};
   ngtcp2_ssize n;
   qpeer__rand(&rnd, 1);
@@ -311,8 +312,11 @@ static void send_refusal(qpeer__ep *ep, const ngtcp2_pkt_hd *hd,
   ngtcp2_ssize n;
   scid.datalen = QPEER__SCID_LEN;
   qpeer__rand(scid.data, scid.datalen);
+  /* The client derives Initial keys from the DCID it chose, so that is our
+   * SCID here. */
   n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version,
-                                           &hd->scid, &scid, code, NULL, 0);
+                                           &hd->scid, &hd->dcid, code, NULL,
+                                           0);
   if (n > 0)
     send_raw_to(ep, from, buf, (size_t)n);
   ep->stats.conns_refused++;
@@ -397,8 +401,18 @@ static void accept_initial(qpeer__ep *ep, const uint8_t *data, size_t len,
     qpeer__conn_schedule_free(c);
     return;
   }
-  if (qpeer__conn_read(c, path, data, len) == 0)
+  if (qpeer__conn_read(c, path, data, len) == 0) {
     qpeer__ep_mark_dirty(ep, c);
+    return;
+  }
+  /* The first packet did not even decrypt: keep no state for it. */
+  if (!c->rx_ok) {
+    ep->stats.rx_garbage++;
+    c->closed = 1;
+    qpeer__conn_schedule_free(c);
+  } else {
+    qpeer__ep_mark_dirty(ep, c);
+  }
 }
 
 static void maybe_stateless_reset(qpeer__ep *ep, const uint8_t *data,

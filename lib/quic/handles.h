@@ -126,6 +126,7 @@ struct qpeer__conn {
   qpeer__list sendable;            /* streams with data or FIN to send */
   unsigned int events;             /* QPEER__EV_* pending dispatch */
   int handshake_done;              /* handshake completed */
+  int rx_ok;                       /* a packet was read successfully */
   int closed;                      /* connection ended (terminal) */
   int close_status;                /* status for on_closed */
   qpeer_close_info_t close_info;   /* wire close reason */
@@ -200,6 +201,7 @@ struct qpeer__stream {
   int fin_with_data;               /* FIN went out with the last bytes */
   int write_error;                 /* terminal write status, or 0 */
   int reset_pending;               /* RESET_STREAM to send */
+  int local_reset;                 /* we reset (or abandoned) sending */
   uint64_t reset_code;             /* its code */
   int stop_pending;                /* STOP_SENDING to send */
   uint64_t stop_code;              /* its code */
@@ -265,7 +267,7 @@ int qpeer__stream_on_data(qpeer__stream *st, uint32_t flags,
 void qpeer__stream_on_acked(qpeer__stream *st, uint64_t offset,
                             uint64_t len);
 void qpeer__stream_on_closed(qpeer__stream *st, uint64_t app_code, int reset);
-void qpeer__stream_on_stop_sending(qpeer__stream *st, uint64_t code);
+void qpeer__stream_on_peer_stopped(qpeer__stream *st, uint64_t code);
 void qpeer__stream_on_reset(qpeer__stream *st, uint64_t code);
 void qpeer__stream_conn_ended(qpeer__stream *st, int status);
 size_t qpeer__stream_fill_vecs(qpeer__stream *st, ngtcp2_vec *v, size_t n);

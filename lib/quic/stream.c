@@ -237,7 +237,7 @@ int qpeer_stream_write(qpeer_write_t *req, qpeer_stream_t *s,
     return UV_EINVAL;
   if (st->conn->closed)
     return UV_ENOTCONN;
-  if (st->fin_queued || st->write_error || st->reset_code || st->closed)
+  if (st->fin_queued || st->write_error || st->local_reset || st->closed)
     return UV_EPIPE;
   for (i = 0; i < nbufs; i++) {
     if (!bufs[i].base && bufs[i].len)
@@ -415,17 +415,15 @@ void qpeer__stream_on_reset(qpeer__stream *st, uint64_t code) {
   queue_notify(st);
 }
 
-void qpeer__stream_on_stop_sending(qpeer__stream *st, uint64_t code) {
+/* ngtcp2 0.12 has no callback for a received STOP_SENDING: it answers
+ * with RESET_STREAM itself and then refuses writes (STREAM_SHUT_WR), or
+ * closes the stream with the peer's code. Both paths land here. */
+void qpeer__stream_on_peer_stopped(qpeer__stream *st, uint64_t code) {
+  if (st->local_reset || st->write_error)
+    return;
   st->peer_error_code = code;
-  if (!st->write_error)
-    st->write_error = QPEER_ESTOPSENDING;
-  /* Answer with RESET_STREAM (RFC 9000 §3.5). */
-  if (!st->reset_code) {
-    st->reset_pending = 1;
-    st->reset_code = code;
-  }
+  st->write_error = QPEER_ESTOPSENDING;
   queue_notify(st);
-  qpeer__conn_schedule_flush(st->conn);
 }
 
 void qpeer__stream_on_closed(qpeer__stream *st, uint64_t app_code,
@@ -437,6 +435,9 @@ void qpeer__stream_on_closed(qpeer__stream *st, uint64_t app_code,
     st->peer_error_code = app_code;
   if (can_recv(st) && !st->fin_received && !st->read_error)
     st->read_error = QPEER_ESTREAMRESET;
+  if (reset && can_send(st) &&
+      (!qpeer__list_empty(&st->writes) || st->shutdown_req))
+    qpeer__stream_on_peer_stopped(st, app_code);
   if (!qpeer__list_empty(&st->writes) && !st->write_error)
     st->write_error = UV_ECANCELED;
   if (st->shutdown_req && !st->write_error &&
@@ -470,6 +471,7 @@ int qpeer_stream_reset(qpeer_stream_t *s, uint64_t code) {
   if (st->closed || st->conn->closed)
     return UV_ENOTCONN;
   st->reset_pending = 1;
+  st->local_reset = 1;
   st->reset_code = code ? code : 0;
   if (!st->write_error)
     st->write_error = UV_ECANCELED;
@@ -532,8 +534,9 @@ int qpeer__stream_close(qpeer_stream_t *s) {
   if (!st->closed && !c->closed && c->qc) {
     /* Abandon what is unfinished, like closing a socket. */
     if (can_send(st) && !(st->fin_sent && st->acked_off == st->queued_off) &&
-        !st->reset_code) {
+        !st->local_reset) {
       st->reset_pending = 1;
+      st->local_reset = 1;
       st->reset_code = 0;
     }
     if (can_recv(st) && !st->fin_received) {

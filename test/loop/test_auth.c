@@ -341,7 +341,11 @@ static void test_allowlist_excludes(void **state) {
   sc.allow_other = 1;
   run(&sc);
   /* The server refuses the client's identity: the client must learn it
-   * from its connect callback, and on_connection must never run. */
+   * from its connect callback, and on_connection must never run.
+   * LIBRARY BUG (reported): the client's connect callback gets 0 (its TLS
+   * 1.3 handshake completes before the server checks the client's
+   * certificate), and QPEER_EREFUSED only arrives later in on_closed.
+   * Same in the two tests below. */
   expect_failure(QPEER_EREFUSED);
   assert_string_equal(qpeer_err_name(F.connect_status), "EREFUSED");
   qpt_loop_teardown(&F.loop);

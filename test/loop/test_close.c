@@ -493,7 +493,7 @@ static void run_pending(int mode) {
   assert_int_equal(F.connect_status, 0);
   assert_int_equal(F.srv_stream_cb_called, 1);
   assert_int_equal(F.write_called[W_CLI_BIG], 1);
-  //x
+  assert_int_equal(F.write_status[W_CLI_BIG], UV_ECANCELED);
   assert_int_equal(F.sh_called, 1);
   assert_int_equal(F.sh_status, UV_ECANCELED);
   /* The server: its conn ended because the client closed (or reset). */
@@ -503,6 +503,11 @@ static void run_pending(int mode) {
   assert_int_equal(F.cli_closed_called, 0); /* we closed it ourselves */
 }
 
+/* LIBRARY BUG (reported): closing the stream makes the library call
+ * ngtcp2_conn_shutdown_stream_read, whose stream_stop_sending callback
+ * (ngtcp2: "no longer read by a local endpoint") lib/quic/conn_cb.c takes
+ * for the peer's STOP_SENDING: the pending write and shutdown complete
+ * with QPEER_ESTOPSENDING instead of UV_ECANCELED. */
 static void test_pending_write_stream_close(void **state) {
   (void)state;
   run_pending(BY_STREAM);
@@ -767,6 +772,11 @@ static void stop_srv_stream(void) {
   assert_int_equal(qpeer_stream_stop_sending(&F.srv_st, 77), 0);
 }
 
+/* ngtcp2 0.12.1 has no callback for a received STOP_SENDING (it resets the
+ * stream itself and refuses further writes); the library notices the
+ * refusal, so the pending write ends with QPEER_ESTOPSENDING. The peer's
+ * code is only learnt when the stream closes (see qpeer_stream_get_error_code),
+ * which here is after the write callback, so it is not checked there. */
 static void test_stop_sending(void **state) {
   setup_t su;
   (void)state;
@@ -779,8 +789,8 @@ static void test_stop_sending(void **state) {
   F.on_srv_stream = stop_srv_stream;
   uv_run(&F.loop, UV_RUN_DEFAULT);
   assert_int_equal(F.write_called[W_CLI_BIG], 1);
-  fprintf(stderr,"stop status %d code %llu\n", F.write_status[W_CLI_BIG], (unsigned long long)cli_err_code_at_write_cb);
-  //y
+  assert_int_equal(F.write_status[W_CLI_BIG], QPEER_ESTOPSENDING);
+  assert_true(cli_err_code_at_write_cb == 0 || cli_err_code_at_write_cb == 77);
   /* The reader that asked stops with UV_ECANCELED (at most once). */
   assert_true(F.srv_read_err_called <= 1);
   if (F.srv_read_err_called)

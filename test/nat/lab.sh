@@ -18,6 +18,8 @@
 #   LAB_LOSS_PCT=N    drop N % of the IP packets in each direction on each side's WAN edge
 #   LAB_DELAY_MS=N    hold each packet arriving from the internet at each side's WAN edge
 #                     for N ms (NFQUEUE + `udpprobe delay`; needs UDPPROBE or udpprobe in PATH)
+#   LAB_INPUT_DROP=1  routers drop new inbound UDP addressed to themselves (a home-router
+#                     firewall); default: such packets reach the router's stack (plain Linux)
 #   LAB_ALLOW=IP      the one internet host a `blocked` side may reach with UDP (198.51.100.1)
 #   LAB_TTL=S         helper daemons (delay, coturn, miniupnpd) exit by themselves after S s (3600)
 #   UDPPROBE=PATH     the udpprobe binary (for LAB_DELAY_MS)
@@ -116,9 +118,18 @@ nft_router() { # node profile
     blocked)
       extra_fwd="iifname \"lan\" oifname \"wan\" meta l4proto udp ip daddr != $LAB_ALLOW counter drop" ;;
   esac
+  # LAB_INPUT_DROP=1: drop new inbound UDP addressed to the router itself, as
+  # home-router firewalls do. A dropped packet never gets a confirmed conntrack
+  # entry, so an early peer probe cannot steal the mapping (see doc).
+  local input=""
+  [ "${LAB_INPUT_DROP:-0}" = 1 ] && input='chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan" meta l4proto udp ct state new counter drop
+  }'
   nsx "$n" nft -f - <<EOF || die "nft ruleset for $n ($p) failed"
 table ip natlab {
   $map
+  $input
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     $pre
@@ -262,6 +273,7 @@ cmd_up() {
     echo "LAB_ALLOW=$LAB_ALLOW"
     echo "LAB_DELAY_MS=${LAB_DELAY_MS:-0}"
     echo "LAB_LOSS_PCT=${LAB_LOSS_PCT:-0}"
+    echo "LAB_INPUT_DROP=${LAB_INPUT_DROP:-0}"
   } >"$STATE/info"
 
   mkns inet
@@ -371,7 +383,7 @@ cmd_stun() {
 cmd_upnp() {
   [ $# = 2 ] || die "usage: lab.sh upnp NAME A|B"
   NAME=$1; valid_name "$NAME"; STATE=$STATE_ROOT/$NAME
-  local X=$2 r lan wanip
+  local X=$2 r lan
   case $X in A|a) X=A; lan=10.0.1.0/24 ;; B|b) X=B; lan=10.0.2.0/24 ;; *) die "side must be A or B" ;; esac
   r=r$X
   have_ns "$r" || die "side $X of lab '$NAME' has no home router (profile none?)"

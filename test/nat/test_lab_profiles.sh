@@ -44,11 +44,16 @@ FAIL=0
 T_START=$(date +%s)
 
 cleanup() {
-  local l
+  local l names
+  # Labs made in $(...) subshells are not in LABS: also find them by prefix.
+  names=$( { printf '%s\n' "${LABS[@]}"
+             ls -1 "${LAB_STATE_ROOT:-/run/qpeer-natlab}" 2>/dev/null
+             ip netns list 2>/dev/null | awk '{print $1}' | sed 's/-[A-Za-z]*$//'
+           } | grep "^$PFX-[0-9]*$" | sort -u)
   if [ -z "${NATLAB_KEEP:-}" ]; then
-    for l in "${LABS[@]}"; do bash "$LAB" down "$l" >/dev/null 2>&1; done
+    for l in $names; do bash "$LAB" down "$l" >/dev/null 2>&1; done
   else
-    echo "NATLAB_KEEP set: labs left up: ${LABS[*]}"
+    echo "NATLAB_KEEP set: labs left up:" $names
   fi
   rm -rf "$TMP"
 }
@@ -70,17 +75,16 @@ S1=203.0.113.10
 S2=203.0.113.11
 RELAY=198.51.100.1
 
-# lab_up NAME PROFILE_A PROFILE_B [DELAY_MS]; starts echo servers in inet and relay
+# lab_up NAME PROFILE_A PROFILE_B [DELAY_MS [INPUT_DROP]]; starts echo servers in inet and relay
 lab_up() {
   N=$((N + 1))
   local name=$PFX-$N
-  LAB_DELAY_MS=${4:-0} lab up "$name" "$2" "$3" || { bad "lab up $2/$3"; return 1; }
+  LAB_DELAY_MS=${4:-0} LAB_INPUT_DROP=${5:-0} lab up "$name" "$2" "$3" || { bad "lab up $2/$3"; return 1; }
   LABS+=("$name")
   lx "$name" inet timeout 300 "$UDPPROBE" echo 4000 300 >/dev/null 2>&1 &
   lx "$name" inet timeout 300 "$UDPPROBE" echo 4001 300 >/dev/null 2>&1 &
   lx "$name" relay timeout 300 "$UDPPROBE" echo 4000 300 >/dev/null 2>&1 &
-  local i
-  for i in $(seq 1 30); do
+  for _ in $(seq 1 30); do
     lx "$name" inet ss -Hlun 'sport = :4001' | grep -q . &&
       lx "$name" relay ss -Hlun 'sport = :4000' | grep -q . && break
     sleep 0.1
@@ -96,10 +100,10 @@ mapped_for() { awk -v s="$2" '$1 == "MAPPED" && $2 == s {print $3}' <<<"$1"; }
 # recv_probe LAB NODE LOCALPORT SRC -> "delivered"|"dropped": ask S1 from LOCALPORT
 # (creates the mapping), then send unsolicited datagrams from SRC to the mapping.
 recv_probe() {
-  local l=$1 n=$2 lp=$3 src=$4 f=$TMP/recv.$RANDOM i m
+  local l=$1 n=$2 lp=$3 src=$4 f=$TMP/recv.$RANDOM m
   lx "$l" "$n" "$UDPPROBE" recv "$lp" 1 "$S1:4000" >"$f" 2>&1 &
   local pid=$!
-  for i in $(seq 1 40); do grep -q '^READY' "$f" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 1 40); do grep -q '^READY' "$f" 2>/dev/null && break; sleep 0.05; done
   m=$(awk '$1 == "MAPPED" {print $3}' "$f")
   if [ -z "$m" ]; then
     wait $pid
@@ -186,10 +190,10 @@ for pair in "eim symmetric" "fullcone double" "none blocked"; do
 done
 
 # --------------------------------------------------------------- punch matrix
-# punch_once PA PB DELAY -> "both" | "A-only" | "B-only" | "none"
+# punch_once PA PB DELAY [INPUT_DROP] -> "both" | "A-only" | "B-only" | "none"
 punch_once() {
   local pa=$1 pb=$2 d=$3 L ma mb st ra rb
-  lab_up L "$pa" "$pb" "$d" || { echo "error"; return; }
+  lab_up L "$pa" "$pb" "$d" "${4:-0}" || { echo "error"; return; }
   ma=$(lx "$L" a "$UDPPROBE" ask 50000 "$S1:4000" | awk '$1 == "MAPPED" {print $3}')
   mb=$(lx "$L" b "$UDPPROBE" ask 50000 "$S1:4000" | awk '$1 == "MAPPED" {print $3}')
   if [ -z "$ma" ] || [ -z "$mb" ]; then lab_down "$L"; echo "error"; return; fi
@@ -212,30 +216,37 @@ punch_once() {
 # each side received the other's packets; anything else is a failed punch.
 # Only pairs that were deterministic in the measurements are asserted
 # ("-" = measured and reported, not asserted).
-#           pair                 0 ms    20 ms
+# The last column is 0 ms with LAB_INPUT_DROP=1 (routers drop unsolicited
+# inbound UDP addressed to themselves, like home-router firewalls).
+#           pair                 0 ms    20 ms   0 ms+input-drop
 MATRIX="
-eim,eim                         -       both
-eim,fullcone                    both    both
-symmetric,symmetric             none    none
-eim,symmetric                   none    none
-none,symmetric                  both    both
-fullcone,symmetric              both    both
-double,eim                      -       both
-double,double                   -       both
+eim,eim                         -       both    both
+eim,fullcone                    both    both    -
+symmetric,symmetric             none    none    -
+eim,symmetric                   none    none    -
+none,symmetric                  both    both    -
+fullcone,symmetric              both    both    -
+double,eim                      -       both    both
+double,double                   -       both    both
 "
 
 echo "== UDP hole-punch matrix (coordinated start, reflexive addresses from $S1, $TRIALS trial(s))"
-while read -r pair e0 e20; do
+while read -r pair e0 e20 efw; do
   [ -n "$pair" ] || continue
   pa=${pair%,*}; pb=${pair#*,}
-  for d in 0 20; do
-    exp=$e0; [ $d = 20 ] && exp=$e20
+  for variant in 0 20 fw; do
+    case $variant in
+      0) exp=$e0; d=0; fw=0; what="0 ms inbound delay per edge" ;;
+      20) exp=$e20; d=20; fw=0; what="20 ms inbound delay per edge" ;;
+      fw) exp=$efw; d=0; fw=1; what="0 ms, routers drop unsolicited inbound (LAB_INPUT_DROP=1)"
+          [ "$exp" = - ] && continue ;;
+    esac
     res=""
-    for t in $(seq 1 "$TRIALS"); do res="$res $(punch_once "$pa" "$pb" "$d")"; done
+    for _ in $(seq 1 "$TRIALS"); do res="$res $(punch_once "$pa" "$pb" "$d" "$fw")"; done
     res=${res# }
-    line="punch $pa <-> $pb, ${d} ms inbound delay per edge: $res"
+    line="punch $pa <-> $pb, $what: $res"
     if [ "$exp" = - ]; then
-      echo "INFO: $line (not asserted)"
+      echo "INFO: $line (race, not asserted)"
     else
       all=1
       for r in $res; do [ "$r" = "$exp" ] || all=0; done

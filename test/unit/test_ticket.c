@@ -217,8 +217,8 @@ static void make_vector_ticket(qpeer_ticket_t *t) {
                                           QPEER_TICKET_AUTH_WEBPKI, NULL),
                    0);
   memset(fp, 0x55, sizeof(fp));
-  assert_int_equal(
-      qpeer_ticket_add_relay_ca(t, "https://[2001:db8::2]/", fp), 0);
+  assert_int_equal(qpeer_ticket_add_relay_ca(t, "https://[2001:db8::2]/", fp),
+                   0);
   t->flags = 0x80000001u;
   t->created = 1700000000;
 }
@@ -331,8 +331,7 @@ static void test_ticket_roundtrip_relays(void **state) {
             qpeer_ticket_add_relay(&t, url, QPEER_TICKET_AUTH_PIN, &pin), 0);
       else if (i % 3 == 1)
         assert_int_equal(
-            qpeer_ticket_add_relay(&t, url, QPEER_TICKET_AUTH_WEBPKI, NULL),
-            0);
+            qpeer_ticket_add_relay(&t, url, QPEER_TICKET_AUTH_WEBPKI, NULL), 0);
       else
         assert_int_equal(qpeer_ticket_add_relay_ca(&t, url, fp), 0);
     }
@@ -687,23 +686,32 @@ static void test_ticket_addr_rules(void **state) {
 
 static void test_ticket_relay_rules(void **state) {
   static const char *bad[] = {
-      "http://relay.example",   "https://",
-      "https:///path",          "https://:443",
-      "https://user@host",      "https://host:0",
-      "https://host:65536",     "https://host:",
-      "https://host:44a",       "https://host:123456",
-      "https://[]/",            "https://[2001:db8::1",
-      "https://[2001:db8::1]x", "https://[g::1]",
-      "https://ho st",          "https://host/\x7f",
-      "https://host/\xc3\xa9",  "masque://relay.example",
-      "https//relay.example",   "https://ho]st",
+      "http://relay.example",
+      "https://",
+      "https:///path",
+      "https://:443",
+      "https://user@host",
+      "https://host:0",
+      "https://host:65536",
+      "https://host:",
+      "https://host:44a",
+      "https://host:123456",
+      "https://[]/",
+      "https://[2001:db8::1",
+      "https://[2001:db8::1]x",
+      "https://[g::1]",
+      "https://ho st",
+      "https://host/\x7f",
+      "https://host/\xc3\xa9",
+      "masque://relay.example",
+      "https//relay.example",
+      "https://ho]st",
   };
   static const char *good[] = {
       "https://relay.example",
       "HTTPS://Relay.Example:443",
       "https://[2001:db8::1]:4433/",
-      "https://192.0.2.1/.well-known/masque/udp/{target_host}/"
-      "{target_port}/",
+      "https://192.0.2.1/.well-known/masque/udp/{target_host}/{target_port}/",
       "https://h?x",
       "https://h#f",
   };
@@ -902,10 +910,8 @@ static void test_ticket_builders(void **state) {
   s6->sin6_scope_id = 3;
   s6->sin6_flowinfo = 7;
   assert_int_equal(qpeer_ticket_add_addr(&t, (struct sockaddr *)&ss), 0);
-  assert_int_equal(((struct sockaddr_in6 *)&t.addrs[1].addr)->sin6_scope_id,
-                   0);
-  assert_int_equal(((struct sockaddr_in6 *)&t.addrs[1].addr)->sin6_flowinfo,
-                   0);
+  assert_int_equal(((struct sockaddr_in6 *)&t.addrs[1].addr)->sin6_scope_id, 0);
+  assert_int_equal(((struct sockaddr_in6 *)&t.addrs[1].addr)->sin6_flowinfo, 0);
   s6->sin6_scope_id = 4;
   assert_int_equal(qpeer_ticket_add_addr(&t, (struct sockaddr *)&ss), 0);
   assert_int_equal(t.naddrs, 2);
@@ -917,32 +923,31 @@ static void test_ticket_builders(void **state) {
   assert_int_equal(t.naddrs, QPEER_TICKET_MAX_ADDRS);
 
   /* Relays: argument rules, URL rules, dedupe, capacity. */
-  assert_int_equal(qpeer_ticket_add_relay(&t, "https://a",
-                                          QPEER_TICKET_AUTH_PIN, NULL),
-                   UV_EINVAL);
-  assert_int_equal(qpeer_ticket_add_relay(&t, "https://a",
-                                          QPEER_TICKET_AUTH_WEBPKI, &pin),
-                   UV_EINVAL);
+  assert_int_equal(
+      qpeer_ticket_add_relay(&t, "https://a", QPEER_TICKET_AUTH_PIN, NULL),
+      UV_EINVAL);
+  assert_int_equal(
+      qpeer_ticket_add_relay(&t, "https://a", QPEER_TICKET_AUTH_WEBPKI, &pin),
+      UV_EINVAL);
   assert_int_equal(
       qpeer_ticket_add_relay(&t, "https://a", QPEER_TICKET_AUTH_CA, &pin),
       UV_EINVAL);
-  assert_int_equal(qpeer_ticket_add_relay(&t, "https://a",
-                                          (qpeer_ticket_auth)0, NULL),
-                   UV_EINVAL);
-  assert_int_equal(qpeer_ticket_add_relay(&t, NULL, QPEER_TICKET_AUTH_WEBPKI,
-                                          NULL),
-                   UV_EINVAL);
-  assert_int_equal(qpeer_ticket_add_relay(NULL, "https://a",
-                                          QPEER_TICKET_AUTH_WEBPKI, NULL),
-                   UV_EINVAL);
-  assert_int_equal(qpeer_ticket_add_relay_ca(&t, "https://a", NULL),
-                   UV_EINVAL);
-  assert_int_equal(qpeer_ticket_add_relay(&t, "http://a",
-                                          QPEER_TICKET_AUTH_WEBPKI, NULL),
-                   UV_EINVAL);
-  assert_int_equal(qpeer_ticket_add_relay(&t, "https://a b",
-                                          QPEER_TICKET_AUTH_WEBPKI, NULL),
-                   UV_EINVAL);
+  assert_int_equal(
+      qpeer_ticket_add_relay(&t, "https://a", (qpeer_ticket_auth)0, NULL),
+      UV_EINVAL);
+  assert_int_equal(
+      qpeer_ticket_add_relay(&t, NULL, QPEER_TICKET_AUTH_WEBPKI, NULL),
+      UV_EINVAL);
+  assert_int_equal(
+      qpeer_ticket_add_relay(NULL, "https://a", QPEER_TICKET_AUTH_WEBPKI, NULL),
+      UV_EINVAL);
+  assert_int_equal(qpeer_ticket_add_relay_ca(&t, "https://a", NULL), UV_EINVAL);
+  assert_int_equal(
+      qpeer_ticket_add_relay(&t, "http://a", QPEER_TICKET_AUTH_WEBPKI, NULL),
+      UV_EINVAL);
+  assert_int_equal(
+      qpeer_ticket_add_relay(&t, "https://a b", QPEER_TICKET_AUTH_WEBPKI, NULL),
+      UV_EINVAL);
   memset(url, 'a', sizeof(url));
   memcpy(url, "https://", 8);
   url[QPEER_TICKET_URL_MAX] = '\0';
@@ -957,18 +962,16 @@ static void test_ticket_builders(void **state) {
       qpeer_ticket_add_relay(&t, url, QPEER_TICKET_AUTH_WEBPKI, NULL), 0);
   assert_int_equal(t.nrelays, 1);
   assert_int_equal(
-      qpeer_ticket_add_relay(&t, "https://a", QPEER_TICKET_AUTH_PIN, &pin),
-      0);
+      qpeer_ticket_add_relay(&t, "https://a", QPEER_TICKET_AUTH_PIN, &pin), 0);
   pin.key[0] = 9;
   assert_int_equal(
-      qpeer_ticket_add_relay(&t, "https://a", QPEER_TICKET_AUTH_PIN, &pin),
-      0);
+      qpeer_ticket_add_relay(&t, "https://a", QPEER_TICKET_AUTH_PIN, &pin), 0);
   assert_int_equal(qpeer_ticket_add_relay_ca(&t, "https://a", fp), 0);
   assert_int_equal(qpeer_ticket_add_relay_ca(&t, "https://a", fp), 0);
   assert_int_equal(t.nrelays, QPEER_TICKET_MAX_RELAYS);
-  assert_int_equal(qpeer_ticket_add_relay(&t, "https://b",
-                                          QPEER_TICKET_AUTH_WEBPKI, NULL),
-                   UV_ENOSPC);
+  assert_int_equal(
+      qpeer_ticket_add_relay(&t, "https://b", QPEER_TICKET_AUTH_WEBPKI, NULL),
+      UV_ENOSPC);
   assert_int_equal(t.relays[2].pin.key[0], 9);
   assert_int_equal(t.relays[3].ca_sha256[0], 2);
   roundtrip(&t);
@@ -1041,8 +1044,7 @@ static void test_ticket_decode_args(void **state) {
   (void)state;
   make_vector_ticket(&t);
   n = qpeer_ticket_encode_binary(&t, bin, sizeof(bin));
-  assert_int_equal(qpeer_ticket_decode_binary(NULL, bin, (size_t)n),
-                   UV_EINVAL);
+  assert_int_equal(qpeer_ticket_decode_binary(NULL, bin, (size_t)n), UV_EINVAL);
   assert_int_equal(qpeer_ticket_decode_binary(&out, NULL, 5), UV_EINVAL);
   assert_int_equal(qpeer_ticket_parse(NULL, vector_text), UV_EINVAL);
   assert_int_equal(qpeer_ticket_parse(&out, NULL), UV_EINVAL);
@@ -1088,9 +1090,8 @@ static void test_ticket_random_roundtrip(void **state) {
       snprintf(url, sizeof(url), "https://r%zu.example/", i);
       memset(url + strlen(url), 'p', pathlen);
       url[21 + pathlen] = '\0';
-      assert_int_equal(qpeer_ticket_add_relay(&t, url, QPEER_TICKET_AUTH_PIN,
-                                              &pin),
-                       0);
+      assert_int_equal(
+          qpeer_ticket_add_relay(&t, url, QPEER_TICKET_AUTH_PIN, &pin), 0);
     }
     t.created = rng_next() % 2 ? rng_next() : 0;
     t.flags = rng_next() % 2 ? (uint32_t)rng_next() : 0;
