@@ -184,8 +184,9 @@ typedef struct qpeer_conn_stats_s {
   uint64_t bytes_received;  /* UDP payload bytes received */
   uint64_t packets_sent;    /* QUIC packets sent */
   uint64_t packets_received; /* QUIC packets received */
-  uint64_t packets_lost;    /* packets declared lost (from ngtcp2's
-                               loss events; see doc/design.md) */
+  uint64_t packets_lost;    /* packets declared lost; counted only while
+                               qlog is on for the connection (ngtcp2 0.12
+                               exposes losses nowhere else), else 0 */
   uint64_t pto_count;       /* probe timeouts in a row */
   uint64_t max_udp_payload; /* current path's max UDP payload */
   uint64_t streams_opened;  /* streams opened by either side */

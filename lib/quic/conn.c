@@ -78,7 +78,15 @@ qpeer__conn *qpeer__conn_new(qpeer__ep *ep, int server) {
 static void qlog_write(void *user_data, uint32_t flags, const void *data,
                        size_t datalen) {
   qpeer__conn *c = user_data;
+  const char *p = data, *end = p + datalen;
   (void)flags;
+  /* ngtcp2 0.12 has no loss counter; its qlog events are the only record
+   * of declared losses, so count them while qlog is on. */
+  while (p < end &&
+         (p = memmem(p, (size_t)(end - p), "packet_lost", 11)) != NULL) {
+    c->stats.packets_lost++;
+    p += 11;
+  }
   if (c->qlog && fwrite(data, 1, datalen, c->qlog) != datalen) {
     fclose(c->qlog);
     c->qlog = NULL;

@@ -19,6 +19,31 @@ uint64_t qpeer__now(void) { return uv_hrtime(); }
 
 static qpeer__ep *ep_of(const qpeer_endpoint_t *h) { return h->impl; }
 
+qpeer__ep *qpeer__ep_of(qpeer_endpoint_t *h) { return h ? h->impl : NULL; }
+
+void qpeer__ep_add_handler(qpeer__list *list, qpeer__pkt_handler *h) {
+  qpeer__list_insert_tail(list, &h->link);
+}
+
+void qpeer__ep_remove_handler(qpeer__pkt_handler *h) {
+  if (qpeer__list_linked(&h->link))
+    qpeer__list_remove(&h->link);
+}
+
+/* Offers a packet to the internal handlers in |list|; nonzero if taken. */
+static int run_handlers(qpeer__list *list, const uint8_t *data, size_t len,
+                        const struct sockaddr *from,
+                        const struct sockaddr *local) {
+  qpeer__list *e, *next;
+  for (e = list->next; e != list; e = next) {
+    qpeer__pkt_handler *h = QPEER__CONTAINER_OF(e, qpeer__pkt_handler, link);
+    next = e->next;
+    if (h->fn(h, data, len, from, local))
+      return 1;
+  }
+  return 0;
+}
+
 void qpeer_endpoint_options_default_versioned(int version,
                                               qpeer_endpoint_options_t *o) {
   (void)version;
@@ -118,6 +143,8 @@ int qpeer_endpoint_init_versioned(uv_loop_t *loop, qpeer_endpoint_t *h,
   qpeer__list_init(&ep->accept_q);
   qpeer__list_init(&ep->dirty);
   qpeer__list_init(&ep->vifs);
+  qpeer__list_init(&ep->stun_handlers);
+  qpeer__list_init(&ep->raw_handlers);
   qpeer__list_init(&ep->defer_q);
   qpeer__defer_init(&ep->close_task, finish_close);
   ep->opts.bind_addr = NULL;
@@ -231,6 +258,41 @@ static void send_raw_to(qpeer__ep *ep, const struct sockaddr *to,
   }
 }
 
+int qpeer__ep_send_datagram(qpeer__ep *ep, const struct sockaddr *local,
+                            const uint8_t *data, size_t len,
+                            const struct sockaddr *to) {
+  qpeer__vif *vif = local ? find_vif(ep, local) : NULL;
+  int r;
+  if (ep->closing)
+    return UV_EBUSY;
+  if (len == 0 || len > QPEER__MAX_PKT)
+    return UV_EMSGSIZE;
+  if (vif)
+    r = vif->send(vif, to, data, len);
+  else
+    r = qpeer__udp_send(&ep->udp, to, data, len, len);
+  if (r == 0) {
+    ep->stats.tx_datagrams++;
+    ep->stats.tx_bytes += len;
+  }
+  return r;
+}
+
+int qpeer__ep_add_vif(qpeer__ep *ep, qpeer__vif *vif) {
+  if (find_vif(ep, (const struct sockaddr *)&vif->local) ||
+      qpeer__addr_equal((const struct sockaddr *)&vif->local,
+                        (const struct sockaddr *)&ep->udp.local))
+    return UV_EEXIST;
+  qpeer__list_insert_tail(&ep->vifs, &vif->link);
+  return 0;
+}
+
+void qpeer__ep_remove_vif(qpeer__ep *ep, qpeer__vif *vif) {
+  (void)ep;
+  if (qpeer__list_linked(&vif->link))
+    qpeer__list_remove(&vif->link);
+}
+
 int qpeer_endpoint_send_raw(qpeer_endpoint_t *h, const uint8_t *data,
                             size_t len, const struct sockaddr *to) {
   qpeer__ep *ep;
@@ -283,8 +345,10 @@ static void on_writable(qpeer__udp *u) {
 }
 
 static void to_raw(qpeer__ep *ep, const uint8_t *data, size_t len,
-                   const struct sockaddr *from) {
+                   const struct sockaddr *from, const struct sockaddr *local) {
   ep->stats.rx_raw++;
+  if (run_handlers(&ep->raw_handlers, data, len, from, local))
+    return;
   if (ep->raw_hook)
     ep->raw_hook(ep->handle, data, len, from);
 }
@@ -466,7 +530,7 @@ static void route_quic(qpeer__ep *ep, const uint8_t *data, size_t len,
     if (long_header)
       ep->stats.rx_garbage++;
     else
-      to_raw(ep, data, len, from);
+      to_raw(ep, data, len, from, (const struct sockaddr *)path->local.addr);
     return;
   }
   c = qpeer__cidmap_find(&ep->cids, vc.dcid, vc.dcidlen);
@@ -479,7 +543,7 @@ static void route_quic(qpeer__ep *ep, const uint8_t *data, size_t len,
     return;
   }
   if (!long_header) {
-    to_raw(ep, data, len, from);
+    to_raw(ep, data, len, from, (const struct sockaddr *)path->local.addr);
     if (!ep->raw_hook)
       maybe_stateless_reset(ep, data, len, from);
     return;
@@ -507,6 +571,8 @@ static void ep_input(qpeer__ep *ep, const struct sockaddr *local,
   switch (qpeer__demux_classify(data, len, QPEER__SCID_LEN)) {
   case QPEER__PKT_STUN:
     ep->stats.rx_stun++;
+    if (run_handlers(&ep->stun_handlers, data, len, from, local))
+      return;
     if (ep->stun_hook)
       ep->stun_hook(ep->handle, data, len, from);
     return;
@@ -519,9 +585,18 @@ static void ep_input(qpeer__ep *ep, const struct sockaddr *local,
   case QPEER__PKT_EMPTY:
   case QPEER__PKT_SHORT:
   default:
-    to_raw(ep, data, len, from);
+    to_raw(ep, data, len, from, local);
     return;
   }
+}
+
+void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
+                         size_t len, const struct sockaddr *from) {
+  ep->stats.rx_datagrams++;
+  ep->stats.rx_bytes += len;
+  ep_input(ep, (const struct sockaddr *)&vif->local, data, len, from);
+  /* Tunnel input arrives outside the socket's batch: flush now. */
+  flush_dirty(ep);
 }
 
 static void on_udp_recv(qpeer__udp *u, const uint8_t *data, size_t len,

@@ -45,6 +45,16 @@ typedef struct qpeer__vif {
   void *ctx;                       /* owner's context */
 } qpeer__vif;
 
+/* An internal consumer of STUN or raw packets (the STUN client and
+ * responder, hole punching). Handlers run in order before the user's hook;
+ * one that returns nonzero consumed the packet. */
+typedef struct qpeer__pkt_handler {
+  qpeer__list link; /* in ep->stun_handlers or ep->raw_handlers */
+  int (*fn)(struct qpeer__pkt_handler *h, const uint8_t *data, size_t len,
+            const struct sockaddr *from, const struct sockaddr *local);
+  void *ctx;        /* owner's context */
+} qpeer__pkt_handler;
+
 struct qpeer__ep {
   qpeer_endpoint_t *handle;        /* the user's handle */
   uv_loop_t *loop;                 /* the loop */
@@ -55,6 +65,8 @@ struct qpeer__ep {
   qpeer__list accept_q;            /* handshaken, waiting for accept */
   qpeer__list dirty;               /* conns that want a write pass */
   qpeer__list vifs;                /* virtual interfaces */
+  qpeer__list stun_handlers;       /* internal STUN consumers */
+  qpeer__list raw_handlers;        /* internal raw-packet consumers */
   size_t nconns;                   /* length of conns */
   size_t naccept;                  /* length of accept_q */
   qpeer__cidmap cids;              /* our CIDs -> conn */
@@ -219,6 +231,20 @@ int qpeer__defer_start(qpeer__ep *ep);
 
 /* endpoint.c */
 int qpeer__endpoint_close(qpeer_endpoint_t *ep);
+qpeer__ep *qpeer__ep_of(qpeer_endpoint_t *h);
+void qpeer__ep_add_handler(qpeer__list *list, qpeer__pkt_handler *h);
+void qpeer__ep_remove_handler(qpeer__pkt_handler *h);
+/* Sends one datagram from the socket (or the virtual interface whose
+ * synthetic address is |local|, when not NULL). Returns 0 or UV_E*. */
+int qpeer__ep_send_datagram(qpeer__ep *ep, const struct sockaddr *local,
+                            const uint8_t *data, size_t len,
+                            const struct sockaddr *to);
+/* Virtual interfaces (relay tunnels): register a synthetic local address,
+ * feed packets received through it, and remove it. */
+int qpeer__ep_add_vif(qpeer__ep *ep, qpeer__vif *vif);
+void qpeer__ep_remove_vif(qpeer__ep *ep, qpeer__vif *vif);
+void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
+                         size_t len, const struct sockaddr *from);
 void qpeer__ep_send_packets(qpeer__ep *ep, const ngtcp2_path *path,
                             const uint8_t *data, size_t len, size_t segsize,
                             int *pblocked);

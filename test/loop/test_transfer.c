@@ -24,6 +24,8 @@ static uv_loop_t loop;
 static qpeer_endpoint_t srv_ep, cli_ep;
 static qpt_udpfw fw;
 static int use_fw;
+static const char *qlog_dir; /* qlog for the client, or NULL */
+static uint64_t last_lost;   /* client's packets_lost at the end */
 
 /* Deterministic pseudo-random bytes. */
 static void fill(uint8_t *p, size_t n, uint64_t *state) {
@@ -175,8 +177,13 @@ static void srv_on_stream(qpeer_conn_t *c, int status) {
 
 static void maybe_finish(void) {
   size_t i;
+  qpeer_conn_stats_t st;
   if (xfers_done < nxfers || shuts_done < nxfers)
     return;
+  assert_int_equal(qpeer_conn_get_stats(&cli_conns[0], &st), 0);
+  last_lost = st.packets_lost;
+  assert_true(st.bytes_sent > 0 && st.packets_sent > 0);
+  assert_true(st.smoothed_rtt_us > 0);
   for (i = 0; i < nxfers; i++) {
     qpeer_close((qpeer_handle_t *)&xfers[i].cs, on_close);
     qpeer_close((qpeer_handle_t *)&sstreams[i].s, on_close);
@@ -256,7 +263,9 @@ static void run_transfers(size_t n_conns, size_t n_xfers, uint64_t each,
   eo.bind_addr = (struct sockaddr *)&bind4;
   eo.retry_mode = QPEER_RETRY_NEVER;
   assert_int_equal(qpeer_endpoint_init(&loop, &srv_ep, &eo), 0);
+  eo.qlog_dir = qlog_dir;
   assert_int_equal(qpeer_endpoint_init(&loop, &cli_ep, &eo), 0);
+  eo.qlog_dir = NULL;
   qpeer_listen_options_default(&lo);
   lo.alpn = alpn;
   lo.nalpn = 1;
@@ -316,8 +325,15 @@ static void test_transfer_many_streams(void **state) {
 }
 
 static void test_transfer_many_streams_lossy(void **state) {
+  char dir[256];
   (void)state;
+  /* With qlog on, losses are counted: 5% drop must show up. */
+  qpt_tmpdir(dir, sizeof(dir));
+  qlog_dir = dir;
   run_transfers(1, MAX_STREAMS * 4, 3000, 50, 20);
+  qlog_dir = NULL;
+  assert_true(last_lost > 0);
+  qpt_rmtree(dir);
 }
 
 static void test_transfer_200_conns(void **state) {
