@@ -59,6 +59,9 @@ typedef struct qpeer_connect_options_s {
   uint64_t idle_timeout_ms;
   uint64_t keepalive_ms;
   uint64_t handshake_timeout_ms;
+  /* Local address of the first path: NULL for the endpoint's socket, or a
+   * virtual interface's synthetic address (e.g. a relay tunnel). */
+  const struct sockaddr *local;
 } qpeer_connect_options_t;
 
 QPEER_EXTERN void
@@ -199,6 +202,39 @@ typedef struct qpeer_conn_stats_s {
 /** `qpeer_conn_get_stats` fills |stats|. Returns 0 or UV_EINVAL. */
 QPEER_EXTERN int qpeer_conn_get_stats(const qpeer_conn_t *conn,
                                       qpeer_conn_stats_t *stats);
+
+typedef struct qpeer_migrate_s qpeer_migrate_t;
+
+/** Called once when a migration finished: status 0 when the new path was
+ * validated and the connection moved to it, QPEER_ENOPATH when validation
+ * failed (the connection stays on its old path), UV_ECANCELED on close. */
+typedef void (*qpeer_migrate_cb)(qpeer_migrate_t *req, int status);
+
+struct qpeer_migrate_s {
+  QPEER_REQ_FIELDS
+  /* read-only: the path the request asked for */
+  qpeer_path_t path;
+  /* private */
+  qpeer_migrate_cb cb;
+};
+
+/**
+ * `qpeer_conn_migrate` validates the path (|local|, |remote|) and moves the
+ * connection to it (client side only: QUIC servers follow their client).
+ * |local| NULL means the endpoint socket's address; a virtual interface's
+ * synthetic address sends through that interface (a relay tunnel). Only
+ * one migration runs at a time (ngtcp2 0.12 validates one path at a time).
+ * |cb| fires exactly once. Returns 0, UV_EINVAL, UV_ENOTSUP on a server
+ * connection, UV_ENOTCONN before the handshake is confirmed or after the
+ * connection ended, UV_EBUSY while another migration runs, UV_EALREADY when
+ * the connection is already on that path, QPEER_EFLOWCONTROL when the peer
+ * has issued no spare connection ID yet, or QPEER_EPROTO when the peer
+ * disabled migration.
+ */
+QPEER_EXTERN int qpeer_conn_migrate(qpeer_migrate_t *req, qpeer_conn_t *conn,
+                                    const struct sockaddr *local,
+                                    const struct sockaddr *remote,
+                                    qpeer_migrate_cb cb);
 
 /** `qpeer_conn_get_endpoint` returns the endpoint of |conn|. */
 QPEER_EXTERN qpeer_endpoint_t *qpeer_conn_get_endpoint(const qpeer_conn_t *c);

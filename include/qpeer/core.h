@@ -33,6 +33,7 @@ typedef enum {
   QPEER_CONNECT,
   QPEER_WRITE,
   QPEER_SHUTDOWN,
+  QPEER_MIGRATE,
   QPEER_REQ_TYPE_MAX
 } qpeer_req_type;
 

@@ -195,7 +195,8 @@ void qpeer_connect_options_default_versioned(int version,
 
 static int check_connect_opts(const qpeer_connect_options_t *o) {
   size_t i;
-  if (!o->remote || !qpeer__addr_len(o->remote) || o->nalpn == 0 || !o->alpn)
+  if (!o->remote || !qpeer__addr_len(o->remote) || o->nalpn == 0 || !o->alpn ||
+      (o->local && !qpeer__addr_len(o->local)))
     return UV_EINVAL;
   for (i = 0; i < o->nalpn; i++)
     if (!o->alpn[i] || !*o->alpn[i] || strlen(o->alpn[i]) > 255)
@@ -224,7 +225,7 @@ int qpeer_connect_versioned(qpeer_connect_t *req, qpeer_endpoint_t *eh,
   ngtcp2_transport_params p;
   ngtcp2_callbacks cbs;
   ngtcp2_cid dcid, scid;
-  struct sockaddr_storage remote;
+  struct sockaddr_storage remote, local;
   ngtcp2_path path;
   int r;
 
@@ -251,8 +252,12 @@ int qpeer_connect_versioned(qpeer_connect_t *req, qpeer_endpoint_t *eh,
       (r = qpeer__rand(scid.data, scid.datalen)) != 0)
     goto fail;
   qpeer__addr_normalize(&remote, o->remote);
-  path.local.addr = (ngtcp2_sockaddr *)&ep->udp.local;
-  path.local.addrlen = qpeer__addr_len((struct sockaddr *)&ep->udp.local);
+  if (o->local)
+    qpeer__addr_normalize(&local, o->local);
+  else
+    memcpy(&local, &ep->udp.local, sizeof(local));
+  path.local.addr = (ngtcp2_sockaddr *)&local;
+  path.local.addrlen = qpeer__addr_len((struct sockaddr *)&local);
   path.remote.addr = (ngtcp2_sockaddr *)&remote;
   path.remote.addrlen = qpeer__addr_len((struct sockaddr *)&remote);
   path.user_data = NULL;
@@ -407,6 +412,43 @@ static void dispatch_handshake(qpeer__conn *c) {
   ep->on_connection(ep->handle, 0);
 }
 
+static void fill_path(qpeer_path_t *out, const ngtcp2_path *p);
+
+static int path_equal(const qpeer_path_t *a, const qpeer_path_t *b) {
+  return qpeer__addr_equal((const struct sockaddr *)&a->local,
+                           (const struct sockaddr *)&b->local) &&
+         qpeer__addr_equal((const struct sockaddr *)&a->remote,
+                           (const struct sockaddr *)&b->remote);
+}
+
+static void dispatch_path(qpeer__conn *c) {
+  qpeer_path_t now, old = c->last_path;
+  if (!c->qc)
+    return;
+  fill_path(&now, ngtcp2_conn_get_path(c->qc));
+  if (c->migrate_done) {
+    qpeer_migrate_t *req = c->migrate_req;
+    int status = c->migrate_status;
+    c->migrate_req = NULL;
+    c->migrate_done = 0;
+    c->last_path = now;
+    if (c->handle && !c->handle_closing && c->cbs.on_path)
+      c->cbs.on_path(c->handle,
+                     status == 0 ? QPEER_PATH_MIGRATED : QPEER_PATH_FAILED,
+                     &old, status == 0 ? &now : &req->path);
+    if (req)
+      req->cb(req, status);
+    return;
+  }
+  if (!path_equal(&now, &old)) {
+    c->last_path = now;
+    if (c->handle && !c->handle_closing && c->cbs.on_path)
+      c->cbs.on_path(c->handle,
+                     c->server ? QPEER_PATH_PEER_MOVED : QPEER_PATH_MIGRATED,
+                     &old, &now);
+  }
+}
+
 static void dispatch_closed(qpeer__conn *c) {
   qpeer__list *e, *next;
   int status = c->close_status;
@@ -455,8 +497,12 @@ void qpeer__conn_dispatch(qpeer__conn *c) {
   for (rounds = 0; rounds < 8 && c->events && !c->freeing; rounds++) {
     ev = c->events;
     c->events = 0;
-    if (ev & QPEER__EV_HANDSHAKE)
+    if (ev & QPEER__EV_HANDSHAKE) {
+      fill_path(&c->last_path, ngtcp2_conn_get_path(c->qc));
       dispatch_handshake(c);
+    }
+    if (ev & QPEER__EV_PATH)
+      dispatch_path(c);
     if ((ev & QPEER__EV_STREAMS) && c->handle && !c->handle_closing &&
         c->cbs.on_stream) {
       size_t n = 0;
@@ -501,6 +547,11 @@ static void free_task_run(qpeer__defer *d) {
   if (c->connect_req) {
     qpeer_connect_t *req = c->connect_req;
     c->connect_req = NULL;
+    req->cb(req, UV_ECANCELED);
+  }
+  if (c->migrate_req) {
+    qpeer_migrate_t *req = c->migrate_req;
+    c->migrate_req = NULL;
     req->cb(req, UV_ECANCELED);
   }
   while ((e = qpeer__list_head(&c->streams)) != NULL)
@@ -708,6 +759,64 @@ int qpeer_conn_get_stats(const qpeer_conn_t *h, qpeer_conn_stats_t *st) {
   st->pto_count = cs.pto_count;
   st->max_udp_payload = cs.max_tx_udp_payload_size;
   fill_path(&st->path, ngtcp2_conn_get_path(c->qc));
+  return 0;
+}
+
+int qpeer_conn_migrate(qpeer_migrate_t *req, qpeer_conn_t *h,
+                       const struct sockaddr *local,
+                       const struct sockaddr *remote, qpeer_migrate_cb cb) {
+  qpeer__conn *c = conn_of(h);
+  ngtcp2_path path;
+  qpeer_path_t want, cur;
+  const ngtcp2_transport_params *rp;
+  int r;
+  if (!c || !req || !remote || !cb || !qpeer__addr_len(remote) ||
+      (local && !qpeer__addr_len(local)) || c->handle_closing)
+    return UV_EINVAL;
+  if (c->server)
+    return UV_ENOTSUP;
+  if (!c->handshake_confirmed || c->closed || !c->qc)
+    return UV_ENOTCONN;
+  if (c->migrate_req)
+    return UV_EBUSY;
+  rp = ngtcp2_conn_get_remote_transport_params(c->qc);
+  if (rp && rp->disable_active_migration)
+    return QPEER_EPROTO;
+  memset(&want, 0, sizeof(want));
+  if (local)
+    qpeer__addr_normalize(&want.local, local);
+  else
+    memcpy(&want.local, &c->ep->udp.local, sizeof(want.local));
+  qpeer__addr_normalize(&want.remote, remote);
+  fill_path(&cur, ngtcp2_conn_get_path(c->qc));
+  if (path_equal(&want, &cur))
+    return UV_EALREADY;
+  path.local.addr = (ngtcp2_sockaddr *)&want.local;
+  path.local.addrlen = qpeer__addr_len((struct sockaddr *)&want.local);
+  path.remote.addr = (ngtcp2_sockaddr *)&want.remote;
+  path.remote.addrlen = qpeer__addr_len((struct sockaddr *)&want.remote);
+  path.user_data = NULL;
+  {
+    void *data = req->data; /* The user's field survives. */
+    memset(req, 0, sizeof(*req));
+    req->data = data;
+  }
+  req->type = QPEER_MIGRATE;
+  req->handle = h;
+  req->path = want;
+  req->cb = cb;
+  c->migrate_req = req;
+  c->migrate_done = 0;
+  r = ngtcp2_conn_initiate_migration(c->qc, &path, qpeer__now());
+  if (r != 0) {
+    c->migrate_req = NULL;
+    if (r == NGTCP2_ERR_CONN_ID_BLOCKED)
+      return QPEER_EFLOWCONTROL;
+    if (r == NGTCP2_ERR_INVALID_STATE)
+      return QPEER_EPROTO;
+    return qpeer__err_from_ngtcp2(r);
+  }
+  qpeer__conn_schedule_flush(c);
   return 0;
 }
 

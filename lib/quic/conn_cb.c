@@ -34,6 +34,7 @@ static int cb_handshake_completed(ngtcp2_conn *qc, void *user_data) {
 static int cb_handshake_confirmed(ngtcp2_conn *qc, void *user_data) {
   qpeer__conn *c = conn_of(user_data);
   (void)qc;
+  c->handshake_confirmed = 1;
   if (!c->server)
     c->events |= QPEER__EV_HANDSHAKE;
   return 0;
@@ -164,8 +165,16 @@ static int cb_path_validation(ngtcp2_conn *qc, uint32_t flags,
   qpeer__conn *c = conn_of(user_data);
   (void)qc;
   (void)flags;
-  (void)path;
-  (void)res;
+  if (!c->server && c->migrate_req && !c->migrate_done &&
+      path->remote.addrlen <= sizeof(struct sockaddr_storage) &&
+      !memcmp(path->remote.addr, &c->migrate_req->path.remote,
+              path->remote.addrlen) &&
+      !memcmp(path->local.addr, &c->migrate_req->path.local,
+              path->local.addrlen)) {
+    c->migrate_done = 1;
+    c->migrate_status =
+        res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS ? 0 : QPEER_ENOPATH;
+  }
   c->events |= QPEER__EV_PATH;
   return 0;
 }

@@ -132,6 +132,11 @@ struct qpeer__conn {
   int timer_open;                  /* timer initialised, not closed */
   ngtcp2_path_storage ps;          /* current path storage */
   qpeer_connect_t *connect_req;    /* pending connect request */
+  qpeer_migrate_t *migrate_req;    /* pending migration */
+  int migrate_status;              /* its result, once known */
+  int migrate_done;                /* result known, not yet delivered */
+  qpeer_path_t last_path;          /* path last reported to the user */
+  int handshake_confirmed;         /* HANDSHAKE_DONE seen (client) */
   qpeer_conn_callbacks_t cbs;      /* user's event callbacks */
   qpeer__list streams;             /* every qpeer__stream */
   qpeer__list stream_accept_q;     /* peer streams waiting for accept */
