@@ -17,6 +17,10 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#define CMSG_SLOT CMSG_SPACE(sizeof(int))
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
@@ -99,18 +103,28 @@ int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
     return r;
   }
   u->gso = disable_gso ? 0 : probe_gso(fd);
-
-  u->rxbuf = qpeer__malloc((size_t)QPEER__UDP_RX_BATCH * QPEER__UDP_RX_SIZE);
-  u->msgs = qpeer__calloc(QPEER__UDP_RX_BATCH, sizeof(*u->msgs));
-  u->iovs = qpeer__calloc(QPEER__UDP_RX_BATCH, sizeof(*u->iovs));
-  u->addrs = qpeer__calloc(QPEER__UDP_RX_BATCH, sizeof(*u->addrs));
-  if (!u->rxbuf || !u->msgs || !u->iovs || !u->addrs) {
+  {
+    /* With GRO the kernel hands over whole trains of equal-sized
+     * datagrams (the peer's GSO trains arrive unsplit on loopback), so
+     * there are fewer, larger slots. */
+    int one = 1;
+    u->gro = !disable_gso &&
+             setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+  }
+  u->nslots = u->gro ? QPEER__UDP_GRO_BATCH : QPEER__UDP_RX_BATCH;
+  u->slot_size = u->gro ? QPEER__UDP_GRO_SIZE : QPEER__UDP_RX_SIZE;
+  u->rxbuf = qpeer__malloc((size_t)u->nslots * u->slot_size);
+  u->msgs = qpeer__calloc((size_t)u->nslots, sizeof(*u->msgs));
+  u->iovs = qpeer__calloc((size_t)u->nslots, sizeof(*u->iovs));
+  u->addrs = qpeer__calloc((size_t)u->nslots, sizeof(*u->addrs));
+  u->cmsgs = qpeer__calloc((size_t)u->nslots, CMSG_SLOT);
+  if (!u->rxbuf || !u->msgs || !u->iovs || !u->addrs || !u->cmsgs) {
     r = UV_ENOMEM;
     goto fail;
   }
-  for (i = 0; i < QPEER__UDP_RX_BATCH; i++) {
-    u->iovs[i].iov_base = u->rxbuf + (size_t)i * QPEER__UDP_RX_SIZE;
-    u->iovs[i].iov_len = QPEER__UDP_RX_SIZE;
+  for (i = 0; i < u->nslots; i++) {
+    u->iovs[i].iov_base = u->rxbuf + (size_t)i * u->slot_size;
+    u->iovs[i].iov_len = u->slot_size;
   }
   r = uv_poll_init(loop, &u->poll, fd);
   if (r != 0)
@@ -129,12 +143,27 @@ fail:
   qpeer__free(u->msgs);
   qpeer__free(u->iovs);
   qpeer__free(u->addrs);
+  qpeer__free(u->cmsgs);
   u->rxbuf = NULL;
   u->msgs = NULL;
   u->iovs = NULL;
   u->addrs = NULL;
+  u->cmsgs = NULL;
   close(fd);
   return r;
+}
+
+/* The segment size of a GRO train, or 0 when the slot holds one datagram. */
+static size_t gro_size(struct msghdr *h) {
+  struct cmsghdr *cm;
+  int v;
+  for (cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+      memcpy(&v, CMSG_DATA(cm), sizeof(v));
+      return v > 0 ? (size_t)v : 0;
+    }
+  }
+  return 0;
 }
 
 static void do_recv(qpeer__udp *u) {
@@ -142,28 +171,40 @@ static void do_recv(qpeer__udp *u) {
   /* Bounded: at most 16 batches per wake-up so that one busy socket cannot
    * starve the loop. */
   for (rounds = 0; rounds < 16; rounds++) {
-    for (i = 0; i < QPEER__UDP_RX_BATCH; i++) {
+    for (i = 0; i < u->nslots; i++) {
       struct msghdr *h = &u->msgs[i].msg_hdr;
       memset(h, 0, sizeof(*h));
       h->msg_name = &u->addrs[i];
       h->msg_namelen = sizeof(u->addrs[i]);
       h->msg_iov = &u->iovs[i];
       h->msg_iovlen = 1;
+      if (u->gro) {
+        h->msg_control = u->cmsgs + (size_t)i * CMSG_SLOT;
+        h->msg_controllen = CMSG_SLOT;
+      }
       u->msgs[i].msg_len = 0;
     }
-    n = recvmmsg(u->fd, u->msgs, QPEER__UDP_RX_BATCH, MSG_DONTWAIT, NULL);
+    n = recvmmsg(u->fd, u->msgs, (unsigned)u->nslots, MSG_DONTWAIT, NULL);
     if (n <= 0)
       return;
     for (i = 0; i < n && u->fd >= 0; i++) {
       struct sockaddr_storage from;
       struct msghdr *h = &u->msgs[i].msg_hdr;
+      const uint8_t *p = u->iovs[i].iov_base;
+      size_t len = u->msgs[i].msg_len, seg = u->gro ? gro_size(h) : 0, off;
+      int trunc = (h->msg_flags & MSG_TRUNC) != 0;
       qpeer__addr_normalize(&from, (struct sockaddr *)&u->addrs[i]);
-      u->on_recv(u, u->iovs[i].iov_base, u->msgs[i].msg_len,
-                 (struct sockaddr *)&from, (h->msg_flags & MSG_TRUNC) != 0);
+      if (seg == 0 || seg >= len || trunc) {
+        u->on_recv(u, p, len, (struct sockaddr *)&from, trunc);
+        continue;
+      }
+      for (off = 0; off < len && u->fd >= 0; off += seg)
+        u->on_recv(u, p + off, QPEER__MIN(seg, len - off),
+                   (struct sockaddr *)&from, 0);
     }
     if (u->on_batch_end && u->fd >= 0)
       u->on_batch_end(u);
-    if (n < QPEER__UDP_RX_BATCH || u->fd < 0)
+    if (n < u->nslots || u->fd < 0)
       return;
   }
 }
@@ -313,10 +354,12 @@ void qpeer__udp_close(qpeer__udp *u, uv_close_cb cb) {
   qpeer__free(u->msgs);
   qpeer__free(u->iovs);
   qpeer__free(u->addrs);
+  qpeer__free(u->cmsgs);
   u->rxbuf = NULL;
   u->msgs = NULL;
   u->iovs = NULL;
   u->addrs = NULL;
+  u->cmsgs = NULL;
   u->poll.data = u;
   uv_close((uv_handle_t *)&u->poll, on_poll_closed);
 }

@@ -14,6 +14,8 @@
 
 #define QPEER__UDP_RX_BATCH 64    /* datagrams per recvmmsg */
 #define QPEER__UDP_RX_SIZE 2048   /* bytes per receive slot */
+#define QPEER__UDP_GRO_BATCH 16   /* slots per recvmmsg with UDP GRO */
+#define QPEER__UDP_GRO_SIZE 65536 /* bytes per slot with UDP GRO */
 #define QPEER__UDP_TX_BATCH 64    /* segments per send call */
 #define QPEER__UDP_GSO_MAX_BYTES 65507 /* bytes in one GSO send */
 
@@ -35,6 +37,10 @@ struct qpeer__udp {
   int v4mapped;                     /* IPv6 socket that carries IPv4 */
   struct sockaddr_storage local;    /* bound address with real port */
   int gso;                          /* UDP_SEGMENT usable */
+  int gro;                          /* UDP_GRO enabled: slots hold trains */
+  int nslots;                       /* receive slots */
+  size_t slot_size;                 /* bytes per receive slot */
+  char *cmsgs;                      /* per-slot control buffers */
   int events;                       /* current poll events */
   qpeer__udp_recv_fn on_recv;       /* per-datagram callback */
   qpeer__udp_batch_fn on_batch_end; /* end-of-batch callback */

@@ -14,8 +14,9 @@
 
 #include "cli.h"
 
-#define NBUF 4
-#define CHUNK (64 * 1024)
+#define NBUF 8
+#define CHUNK (256 * 1024)
+#define WRITEV_MAX 64 /* stdout buffers per write */
 #define OUT_HIGH (8 * 1024 * 1024) /* stop reading the stream above this */
 #define ALPN "qpeer-pipe"
 
@@ -100,8 +101,8 @@ static void maybe_done(void) {
 static void write_next(void);
 
 static void on_stdout(uv_fs_t *req) {
-  outbuf *b = P.oq_head;
   ssize_t r = req->result;
+  size_t left;
   uv_fs_req_cleanup(req);
   P.writing = 0;
   if (r < 0) {
@@ -109,15 +110,21 @@ static void on_stdout(uv_fs_t *req) {
     finish(1);
     return;
   }
-  if ((size_t)r < b->len) {
-    memmove(b->data, b->data + r, b->len - (size_t)r);
-    b->len -= (size_t)r;
-    P.oq_bytes -= (size_t)r;
-  } else {
+  /* Drop what was written (possibly part of the last buffer). */
+  left = (size_t)r;
+  while (left > 0 && P.oq_head) {
+    outbuf *b = P.oq_head;
+    if (left < b->len) {
+      memmove(b->data, b->data + left, b->len - left);
+      b->len -= left;
+      P.oq_bytes -= left;
+      break;
+    }
+    left -= b->len;
+    P.oq_bytes -= b->len;
     P.oq_head = b->next;
     if (!P.oq_head)
       P.oq_tail = NULL;
-    P.oq_bytes -= b->len;
     free(b);
   }
   if (P.rx_paused && P.oq_bytes < OUT_HIGH / 2 && P.have_stream) {
@@ -130,12 +137,16 @@ static void on_stdout(uv_fs_t *req) {
 }
 
 static void write_next(void) {
-  uv_buf_t b;
+  uv_buf_t b[WRITEV_MAX];
+  outbuf *o;
+  unsigned n = 0;
   if (P.writing || !P.oq_head || P.done)
     return;
-  b = uv_buf_init(P.oq_head->data, (unsigned)P.oq_head->len);
+  /* Gather queued buffers into one writev. */
+  for (o = P.oq_head; o && n < WRITEV_MAX; o = o->next)
+    b[n++] = uv_buf_init(o->data, (unsigned)o->len);
   P.writing = 1;
-  if (uv_fs_write(P.loop, &P.wreq, 1, &b, 1, -1, on_stdout) != 0) {
+  if (uv_fs_write(P.loop, &P.wreq, 1, b, n, -1, on_stdout) != 0) {
     P.writing = 0;
     finish(1);
   }
