@@ -133,6 +133,11 @@ typedef struct qpeer_conn_callbacks_s {
   /* The current path changed, or a validation failed. */
   void (*on_path)(qpeer_conn_t *conn, qpeer_path_reason reason,
                   const qpeer_path_t *old_path, const qpeer_path_t *new_path);
+  /* The peer reported the address it observes for us on the current path
+   * (QUIC address discovery); again whenever it changes. |addr| is valid
+   * during the call. */
+  void (*on_observed_address)(qpeer_conn_t *conn,
+                              const struct sockaddr *addr);
 } qpeer_conn_callbacks_t;
 
 /** `qpeer_conn_set_callbacks` installs |cbs| (copied; NULL members are
@@ -168,6 +173,12 @@ QPEER_EXTERN size_t qpeer_conn_get_max_datagram_size(const qpeer_conn_t *conn);
  * presented no Ed25519 identity (WebPKI server, anonymous client). */
 QPEER_EXTERN int qpeer_conn_get_peer_id(const qpeer_conn_t *conn,
                                         qpeer_peer_id_t *pid);
+
+/** `qpeer_conn_get_observed_address` writes the address the peer last
+ * reported for us (QUIC address discovery). Returns 0, UV_ENOENT when none
+ * was reported (yet, or the peer does not offer it), or UV_EINVAL. */
+QPEER_EXTERN int qpeer_conn_get_observed_address(const qpeer_conn_t *conn,
+                                                 struct sockaddr_storage *a);
 
 /** `qpeer_conn_get_alpn` returns the negotiated ALPN (borrowed) or NULL. */
 QPEER_EXTERN const char *qpeer_conn_get_alpn(const qpeer_conn_t *conn);

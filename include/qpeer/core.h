@@ -25,6 +25,7 @@ typedef enum {
   QPEER_ENDPOINT,
   QPEER_CONN,
   QPEER_STREAM,
+  QPEER_PORTMAP,
   QPEER_HANDLE_TYPE_MAX
 } qpeer_handle_type;
 
@@ -34,6 +35,8 @@ typedef enum {
   QPEER_WRITE,
   QPEER_SHUTDOWN,
   QPEER_MIGRATE,
+  QPEER_STUN,
+  QPEER_NETCHECK,
   QPEER_REQ_TYPE_MAX
 } qpeer_req_type;
 

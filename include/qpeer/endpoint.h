@@ -44,6 +44,14 @@ typedef enum {
   QPEER_AUTH_INSECURE_NO_AUTHENTICATION = 3
 } qpeer_auth_mode;
 
+/** Address-discovery roles (draft-ietf-quic-address-discovery values). */
+typedef enum {
+  QPEER_ADDRDISC_PROVIDE = 0, /* report observed addresses, want none */
+  QPEER_ADDRDISC_RECEIVE = 1, /* want reports, provide none */
+  QPEER_ADDRDISC_BOTH = 2,    /* both (the P2P default) */
+  QPEER_ADDRDISC_OFF = 3      /* neither */
+} qpeer_addrdisc_mode;
+
 #define QPEER_ENDPOINT_OPTIONS_V1 1
 #define QPEER_ENDPOINT_OPTIONS_VERSION QPEER_ENDPOINT_OPTIONS_V1
 
@@ -86,8 +94,14 @@ typedef struct qpeer_endpoint_options_s {
   /* Largest DATAGRAM frame payload accepted (default 1200; 0 disables
    * datagrams). */
   uint32_t max_datagram_frame_size;
-  /* Disable UDP GSO even where the kernel supports it. */
+  /* Disable UDP GSO (and GRO) even where the kernel supports them. */
   int disable_gso;
+  /* QUIC address discovery on the qpeer control stream (doc/protocol.md):
+   * whether this endpoint reports the addresses it observes for its peers
+   * and whether it wants to hear its own (default QPEER_ADDRDISC_BOTH). */
+  qpeer_addrdisc_mode address_discovery;
+  /* Do not offer the qpeer control stream at all (plain QUIC peer). */
+  int disable_control_stream;
 } qpeer_endpoint_options_t;
 
 QPEER_EXTERN void

@@ -37,7 +37,9 @@
   XX(ENOPATH, -9042, "no usable network path")                                \
   XX(ERELAY, -9043, "relay error")                                            \
   XX(EH3, -9044, "HTTP/3 error")                                              \
-  XX(ETICKET, -9045, "malformed or corrupted ticket")
+  XX(ETICKET, -9045, "malformed or corrupted ticket")                         \
+  XX(EMAPREFUSED, -9050, "the gateway refused the port mapping")              \
+  XX(ENOGATEWAY, -9051, "no default gateway to ask for a port mapping")
 
 typedef enum {
 #define QPEER_ERRNO_XX(name, val, msg) QPEER_##name = (val),

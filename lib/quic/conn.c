@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/addr.h"
+#include "peer/control.h"
 #include "peer/identity.h"
 #include "quic/handles.h"
 
@@ -426,6 +427,7 @@ static void dispatch_path(qpeer__conn *c) {
   if (!c->qc)
     return;
   fill_path(&now, ngtcp2_conn_get_path(c->qc));
+  qpeer__ctrl_on_path(c);
   if (c->migrate_done) {
     qpeer_migrate_t *req = c->migrate_req;
     int status = c->migrate_status;
@@ -494,6 +496,12 @@ void qpeer__conn_dispatch(qpeer__conn *c) {
   int rounds;
   /* Bounded: callbacks may raise new events; at most 8 rounds per call,
    * the rest waits for the next flush. */
+  if (c->handshake_done && !c->ctrl_started && !c->closed && !c->freeing) {
+    int r;
+    c->ctrl_started = 1;
+    if ((r = qpeer__ctrl_start(c)) != 0)
+      qpeer__log(QPEER_LOG_WARN, "control stream: %s", qpeer_err_name(r));
+  }
   for (rounds = 0; rounds < 8 && c->events && !c->freeing; rounds++) {
     ev = c->events;
     c->events = 0;
@@ -516,6 +524,10 @@ void qpeer__conn_dispatch(qpeer__conn *c) {
     }
     if (ev & QPEER__EV_DGRAMS)
       dispatch_datagrams(c);
+    if ((ev & QPEER__EV_OBSERVED) && c->handle && !c->handle_closing &&
+        c->cbs.on_observed_address && c->have_observed)
+      c->cbs.on_observed_address(c->handle,
+                                 (const struct sockaddr *)&c->observed);
     if (ev & QPEER__EV_CLOSED)
       dispatch_closed(c);
   }
@@ -556,6 +568,7 @@ static void free_task_run(qpeer__defer *d) {
   }
   while ((e = qpeer__list_head(&c->streams)) != NULL)
     qpeer__stream_free(QPEER__CONTAINER_OF(e, qpeer__stream, link));
+  qpeer__ctrl_free(c);
   if (c->qc) {
     ngtcp2_cid scids[16];
     size_t n = ngtcp2_conn_get_num_scid(c->qc);
@@ -719,6 +732,17 @@ int qpeer_conn_get_peer_id(const qpeer_conn_t *h, qpeer_peer_id_t *pid) {
   if (!c->have_peer_id)
     return UV_ENOENT;
   *pid = c->peer_id;
+  return 0;
+}
+
+int qpeer_conn_get_observed_address(const qpeer_conn_t *h,
+                                    struct sockaddr_storage *a) {
+  qpeer__conn *c = conn_of(h);
+  if (!c || !a)
+    return UV_EINVAL;
+  if (!c->have_observed)
+    return UV_ENOENT;
+  memcpy(a, &c->observed, sizeof(*a));
   return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "peer/control.h"
 #include "quic/handles.h"
 
 static qpeer__conn *conn_of(void *user_data) { return user_data; }
@@ -73,6 +74,12 @@ static int cb_stream_open(ngtcp2_conn *qc, int64_t stream_id,
   if (!st)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   ngtcp2_conn_set_stream_user_data(qc, stream_id, st);
+  if ((stream_id & 2) && qpeer__ctrl_is_peer_stream(c, stream_id)) {
+    /* The peer's control stream: the library's, never the application's. */
+    if (qpeer__ctrl_adopt_peer_stream(c, st) != 0)
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+  }
   qpeer__list_insert_tail(&c->stream_accept_q, &st->accept_link);
   c->stats.streams_opened++;
   c->events |= QPEER__EV_STREAMS;

@@ -57,6 +57,7 @@ void qpeer_endpoint_options_default_versioned(int version,
   o->conn_window = 16 * 1024 * 1024;
   o->max_stream_send_queue = 64ull * 1024 * 1024;
   o->max_datagram_frame_size = 1200;
+  o->address_discovery = QPEER_ADDRDISC_BOTH;
 }
 
 void qpeer_listen_options_default_versioned(int version,

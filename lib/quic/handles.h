@@ -106,7 +106,8 @@ enum {
   QPEER__EV_CLOSED = 2,    /* connection ended */
   QPEER__EV_STREAMS = 4,   /* streams wait in accept queue */
   QPEER__EV_PATH = 8,      /* path changed */
-  QPEER__EV_DGRAMS = 16    /* held datagrams can be delivered */
+  QPEER__EV_DGRAMS = 16,   /* held datagrams can be delivered */
+  QPEER__EV_OBSERVED = 32  /* the peer reported our address */
 };
 
 struct qpeer__conn {
@@ -137,6 +138,12 @@ struct qpeer__conn {
   int migrate_done;                /* result known, not yet delivered */
   qpeer_path_t last_path;          /* path last reported to the user */
   int handshake_confirmed;         /* HANDSHAKE_DONE seen (client) */
+  struct qpeer__ctrl *ctrl;        /* control-stream state, or NULL */
+  int ctrl_offered;                /* our hello carried the extension */
+  int ctrl_peer;                   /* the peer's hello carried it */
+  int ctrl_started;                /* qpeer__ctrl_start ran */
+  int have_observed;               /* observed is valid */
+  struct sockaddr_storage observed; /* our address as the peer sees it */
   qpeer_conn_callbacks_t cbs;      /* user's event callbacks */
   qpeer__list streams;             /* every qpeer__stream */
   qpeer__list stream_accept_q;     /* peer streams waiting for accept */
@@ -291,6 +298,8 @@ int qpeer__tls_error_status(qpeer__conn *c, int liberr);
 
 /* stream.c */
 qpeer__stream *qpeer__stream_new(qpeer__conn *c, int64_t id, int local);
+void qpeer__stream_bind(qpeer__stream *st, qpeer_stream_t *s);
+int qpeer__stream_open_internal(qpeer__conn *c, qpeer_stream_t *s, int uni);
 int qpeer__stream_close(qpeer_stream_t *s);
 void qpeer__stream_free(qpeer__stream *st);
 int qpeer__stream_on_data(qpeer__stream *st, uint32_t flags,

@@ -36,7 +36,7 @@ qpeer__stream *qpeer__stream_new(qpeer__conn *c, int64_t id, int local) {
   return st;
 }
 
-static void bind_handle(qpeer__stream *st, qpeer_stream_t *s) {
+void qpeer__stream_bind(qpeer__stream *st, qpeer_stream_t *s) {
   qpeer__handle_init((qpeer_handle_t *)s, st->conn->ep->loop, QPEER_STREAM);
   s->impl = st;
   st->handle = s;
@@ -53,12 +53,17 @@ static int can_recv(const qpeer__stream *st) {
 int qpeer_stream_open(qpeer_conn_t *conn, qpeer_stream_t *s,
                       unsigned int flags) {
   qpeer__conn *c = conn ? conn->impl : NULL;
-  qpeer__stream *st;
-  int64_t id;
-  int r;
   if (!c || !s || flags > QPEER_STREAM_UNI || c->handle_closing)
     return UV_EINVAL;
-  if (!c->handshake_done || c->closed)
+  return qpeer__stream_open_internal(c, s, flags == QPEER_STREAM_UNI);
+}
+
+int qpeer__stream_open_internal(qpeer__conn *c, qpeer_stream_t *s, int uni) {
+  qpeer__stream *st;
+  unsigned int flags = uni ? QPEER_STREAM_UNI : QPEER_STREAM_BIDI;
+  int64_t id;
+  int r;
+  if (!c->handshake_done || c->closed || !c->qc)
     return UV_ENOTCONN;
   st = qpeer__stream_new(c, -1, 1);
   if (!st)
@@ -76,7 +81,7 @@ int qpeer_stream_open(qpeer_conn_t *conn, qpeer_stream_t *s,
   st->id = id;
   st->uni = flags == QPEER_STREAM_UNI;
   c->stats.streams_opened++;
-  bind_handle(st, s);
+  qpeer__stream_bind(st, s);
   return 0;
 }
 
@@ -91,7 +96,7 @@ int qpeer_conn_accept_stream(qpeer_conn_t *conn, qpeer_stream_t *s) {
     return UV_EAGAIN;
   qpeer__list_remove(e);
   st = QPEER__CONTAINER_OF(e, qpeer__stream, accept_link);
-  bind_handle(st, s);
+  qpeer__stream_bind(st, s);
   return 0;
 }
 

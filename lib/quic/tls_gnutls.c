@@ -9,6 +9,7 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <string.h>
 
+#include "peer/control.h"
 #include "peer/identity.h"
 #include "quic/handles.h"
 
@@ -157,6 +158,8 @@ int qpeer__tls_client_init(qpeer__conn *c, const qpeer_connect_options_t *o) {
   }
   if (o->server_name && !(c->verify_host = qpeer__strdup(o->server_name)))
     return UV_ENOMEM;
+  if ((r = qpeer__ctrl_tls_register(c, c->tls)) != 0)
+    return r;
   gnutls_session_set_verify_function(c->tls, verify_cb);
   return 0;
 }
@@ -185,7 +188,7 @@ int qpeer__tls_server_init(qpeer__conn *c) {
                                          GNUTLS_ALPN_SERVER_PRECEDENCE)) < 0)
     return qpeer__err_from_gnutls(r);
   gnutls_session_set_verify_function(c->tls, verify_cb);
-  return 0;
+  return qpeer__ctrl_tls_register(c, c->tls);
 }
 
 void qpeer__tls_on_handshake(qpeer__conn *c) {
