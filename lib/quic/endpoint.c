@@ -221,7 +221,7 @@ void qpeer__ep_send_packets(qpeer__ep *ep, const ngtcp2_path *path,
   int r;
   if (!qpeer__list_empty(&ep->vifs))
     vif = find_vif(ep, (const struct sockaddr *)path->local.addr);
-  if (vif) {
+  if (vif && !vif->socket_alias) {
     size_t off = 0;
     while (off < len) {
       size_t l = QPEER__MIN(segsize, len - off);
@@ -268,7 +268,7 @@ int qpeer__ep_send_datagram(qpeer__ep *ep, const struct sockaddr *local,
     return UV_EBUSY;
   if (len == 0 || len > QPEER__MAX_PKT)
     return UV_EMSGSIZE;
-  if (vif)
+  if (vif && !vif->socket_alias)
     r = vif->send(vif, to, data, len);
   else
     r = qpeer__udp_send(&ep->udp, to, data, len, len);
@@ -600,6 +600,20 @@ void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
   flush_dirty(ep);
 }
 
+/* The local address a socket datagram from |from| is presented with: the
+ * socket's, or a socket alias registered for that remote. */
+static const struct sockaddr *socket_local_for(qpeer__ep *ep,
+                                               const struct sockaddr *from) {
+  qpeer__list *e;
+  for (e = ep->vifs.next; e != &ep->vifs; e = e->next) {
+    qpeer__vif *v = QPEER__CONTAINER_OF(e, qpeer__vif, link);
+    if (v->socket_alias &&
+        qpeer__addr_equal((const struct sockaddr *)&v->alias_remote, from))
+      return (const struct sockaddr *)&v->local;
+  }
+  return (const struct sockaddr *)&ep->udp.local;
+}
+
 static void on_udp_recv(qpeer__udp *u, const uint8_t *data, size_t len,
                         const struct sockaddr *from, int truncated) {
   qpeer__ep *ep = QPEER__CONTAINER_OF(u, qpeer__ep, udp);
@@ -609,7 +623,11 @@ static void on_udp_recv(qpeer__udp *u, const uint8_t *data, size_t len,
     ep->stats.rx_garbage++;
     return;
   }
-  ep_input(ep, (const struct sockaddr *)&u->local, data, len, from);
+  ep_input(ep,
+           qpeer__list_empty(&ep->vifs)
+               ? (const struct sockaddr *)&u->local
+               : socket_local_for(ep, from),
+           data, len, from);
 }
 
 /* ---- listening and accepting -------------------------------------------- */

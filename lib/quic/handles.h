@@ -39,10 +39,17 @@ typedef struct qpeer__defer {
 typedef struct qpeer__vif {
   qpeer__list link;                /* in ep->vifs */
   struct sockaddr_storage local;   /* the synthetic local address */
-  /* Sends one packet to |remote| through the tunnel (copies it). */
+  /* Sends one packet to |remote| through the tunnel (copies it); NULL for
+   * a socket alias, whose packets use the endpoint's socket. */
   int (*send)(struct qpeer__vif *vif, const struct sockaddr *remote,
               const uint8_t *data, size_t len);
   void *ctx;                       /* owner's context */
+  /* Socket alias: datagrams from |alias_remote| that arrive on the socket
+   * are presented as arriving on |local|, so a path to that remote (e.g.
+   * a relay's public address) differs in its local address from the
+   * direct paths, as ngtcp2 0.12 requires for migrating between them. */
+  int socket_alias;                /* nonzero: an alias of the socket */
+  struct sockaddr_storage alias_remote; /* the remote it applies to */
 } qpeer__vif;
 
 /* An internal consumer of STUN or raw packets (the STUN client and

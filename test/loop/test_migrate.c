@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "udpfw.h"
 #include "util.h"
 #include "qpeer.h"
 #include "core/addr.h"
@@ -36,18 +37,22 @@ static gnutls_hash_hd_t txh, rxh;
 static struct sockaddr_storage srv_addr, relay_addr, syn_addr, dead_addr;
 static int step, migrated_events, peer_moved_events, failed_events;
 static int stream_done, shut_done, closes;
-static uint64_t relay_packets, relay_at_direct, received_at_direct;
+static uint64_t relay_packets_, relay_at_direct, received_at_direct;
+/* Packets the stand-in relay carried (either kind of relay path). */
+#define relay_packets (alias_mode ? fw.forwarded : relay_packets_)
 
 /* ---- the stand-in relay -------------------------------------------------- */
 
 static uv_udp_t relay;
 static qpeer__vif vif;
+static int alias_mode;      /* 1: the relay path is a socket alias */
+static qpt_udpfw fw;        /* alias mode: the stand-in relay */
 
 static int vif_send(qpeer__vif *v, const struct sockaddr *to,
                     const uint8_t *data, size_t len) {
   uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
   (void)v;
-  relay_packets++;
+  relay_packets_++;
   return uv_udp_try_send(&relay, &b, 1, to) < 0 ? UV_EAGAIN : 0;
 }
 
@@ -65,7 +70,7 @@ static void relay_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *b,
   (void)flags;
   if (n <= 0 || !from)
     return;
-  relay_packets++;
+  relay_packets_++;
   qpeer__ep_vif_input(qpeer__ep_of(&cli_ep), &vif, (const uint8_t *)b->base,
                       (size_t)n, from);
 }
@@ -147,7 +152,10 @@ static void maybe_end(void) {
   qpeer_close((qpeer_handle_t *)&ss, on_close);
   qpeer_close((qpeer_handle_t *)&srv_ep, on_close);
   qpeer_close((qpeer_handle_t *)&cli_ep, on_close);
-  uv_close((uv_handle_t *)&relay, NULL);
+  if (alias_mode)
+    qpt_udpfw_stop(&fw);
+  else
+    uv_close((uv_handle_t *)&relay, NULL);
   uv_close((uv_handle_t *)&tick, NULL);
 }
 
@@ -213,7 +221,9 @@ static void next_step(void) {
     break;
   case 3:
     r = qpeer_conn_migrate(&mreq, &cli_conn, (struct sockaddr *)&syn_addr,
-                           (struct sockaddr *)&srv_addr, on_migrated);
+                           (struct sockaddr *)(alias_mode ? &relay_addr
+                                                          : &srv_addr),
+                           on_migrated);
     assert_int_equal(r, 0);
     break;
   default:
@@ -268,10 +278,12 @@ static void on_connection(qpeer_endpoint_t *ep, int status) {
   cbs.on_stream = srv_on_stream;
   cbs.on_path = on_path;
   qpeer_conn_set_callbacks(&srv_conn, &cbs);
-  /* The server sees the client at the relay's address. */
+  /* The server sees the client at the relay's address (the forwarder's
+   * upstream socket in alias mode). */
   assert_int_equal(qpeer_conn_get_path(&srv_conn, &p), 0);
-  assert_true(qpeer__addr_equal((struct sockaddr *)&p.remote,
-                                (struct sockaddr *)&relay_addr));
+  if (!alias_mode)
+    assert_true(qpeer__addr_equal((struct sockaddr *)&p.remote,
+                                  (struct sockaddr *)&relay_addr));
   /* Servers do not migrate. */
   assert_int_equal(qpeer_conn_migrate(&mreq, &srv_conn, NULL,
                                       (struct sockaddr *)&relay_addr,
@@ -296,14 +308,20 @@ static void on_connect(qpeer_connect_t *req, int status) {
   pump();
 }
 
-static void test_migrate_relay_direct_relay(void **state) {
+static void run_migrate(int mode) {
   qpeer_endpoint_options_t eo;
   qpeer_listen_options_t lo;
   qpeer_connect_options_t co;
   struct sockaddr_storage b4;
-  uv_timer_t wd;
+  static uv_timer_t wd;
   int len = sizeof(relay_addr);
-  (void)state;
+  alias_mode = mode;
+  step = migrated_events = peer_moved_events = failed_events = 0;
+  stream_done = shut_done = closes = 0;
+  queued = received = 0;
+  relay_packets_ = relay_at_direct = received_at_direct = 0;
+  memset(w, 0, sizeof(w));
+  memset(&sh, 0, sizeof(sh));
   gnutls_hash_init(&txh, GNUTLS_DIG_SHA256);
   gnutls_hash_init(&rxh, GNUTLS_DIG_SHA256);
   assert_int_equal(uv_loop_init(&loop), 0);
@@ -317,17 +335,31 @@ static void test_migrate_relay_direct_relay(void **state) {
   /* The stand-in relay and a dead address (a bound socket that never
    * answers would still be "alive" for ICMP; port 9 on 127.0.0.2 with
    * nothing bound gets ICMP unreachable, which QUIC ignores). */
-  assert_int_equal(uv_udp_init(&loop, &relay), 0);
-  assert_int_equal(uv_udp_bind(&relay, (struct sockaddr *)&b4, 0), 0);
-  uv_udp_getsockname(&relay, (struct sockaddr *)&relay_addr, &len);
-  assert_int_equal(uv_udp_recv_start(&relay, relay_alloc, relay_recv), 0);
+  if (alias_mode) {
+    assert_int_equal(qpt_udpfw_start(&fw, &loop, (struct sockaddr *)&b4,
+                                     (struct sockaddr *)&srv_addr, 0, 0, 7),
+                     0);
+    qpt_udpfw_addr(&fw, &relay_addr);
+  } else {
+    assert_int_equal(uv_udp_init(&loop, &relay), 0);
+    assert_int_equal(uv_udp_bind(&relay, (struct sockaddr *)&b4, 0), 0);
+    uv_udp_getsockname(&relay, (struct sockaddr *)&relay_addr, &len);
+    assert_int_equal(uv_udp_recv_start(&relay, relay_alloc, relay_recv), 0);
+  }
   qpeer_addr_parse(&dead_addr, "127.0.0.2:9");
   /* The synthetic local address of the tunnel path (RFC 6666 discard
    * prefix, never on the wire). */
   qpeer_addr_parse(&syn_addr, "[100::1]:1");
   memset(&vif, 0, sizeof(vif));
   memcpy(&vif.local, &syn_addr, sizeof(syn_addr));
-  vif.send = vif_send;
+  if (alias_mode) {
+    /* The relay's public address reached straight from our socket: a
+     * socket alias gives that path its own local address. */
+    vif.socket_alias = 1;
+    memcpy(&vif.alias_remote, &relay_addr, sizeof(relay_addr));
+  } else {
+    vif.send = vif_send;
+  }
   assert_int_equal(qpeer__ep_add_vif(qpeer__ep_of(&cli_ep), &vif), 0);
   assert_int_equal(qpeer__ep_add_vif(qpeer__ep_of(&cli_ep), &vif), UV_EEXIST);
 
@@ -336,7 +368,7 @@ static void test_migrate_relay_direct_relay(void **state) {
   lo.nalpn = 1;
   assert_int_equal(qpeer_endpoint_listen(&srv_ep, &lo, on_connection), 0);
   qpeer_connect_options_default(&co);
-  co.remote = (struct sockaddr *)&srv_addr;
+  co.remote = (struct sockaddr *)(alias_mode ? &relay_addr : &srv_addr);
   co.local = (struct sockaddr *)&syn_addr;
   co.alpn = alpn;
   co.nalpn = 1;
@@ -355,9 +387,20 @@ static void test_migrate_relay_direct_relay(void **state) {
   qpt_loop_teardown(&loop);
 }
 
+static void test_migrate_relay_direct_relay(void **state) {
+  (void)state;
+  run_migrate(0);
+}
+
+static void test_migrate_socket_alias(void **state) {
+  (void)state;
+  run_migrate(1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_migrate_relay_direct_relay),
+      cmocka_unit_test(test_migrate_socket_alias),
   };
   return cmocka_run_group_tests_name("migrate", tests, NULL, NULL);
 }
