@@ -47,7 +47,11 @@ typedef enum {
   QPEER_TICKET_ADDR_UNTYPED = 0, /* no type given */
   QPEER_TICKET_ADDR_HOST = 1,    /* a local interface address */
   QPEER_TICKET_ADDR_SRFLX = 2,   /* server-reflexive (STUN) */
-  QPEER_TICKET_ADDR_MAPPED = 3   /* a port mapping (UPnP, NAT-PMP, PCP) */
+  QPEER_TICKET_ADDR_MAPPED = 3,  /* a port mapping (UPnP, NAT-PMP, PCP) */
+  /* The public address a MASQUE relay allocated for the peer (bind); the
+   * matching relay entry says how to authenticate that relay. */
+  QPEER_TICKET_ADDR_RELAY = 4,
+  QPEER_TICKET_ADDR_TYPE_MAX = QPEER_TICKET_ADDR_RELAY
 } qpeer_ticket_addr_type;
 
 /** How the dialer authenticates a relay. */

@@ -248,7 +248,7 @@ static int ticket_check(const qpeer_ticket_t *t) {
   for (i = 0; i < t->naddrs; i++) {
     const struct sockaddr *sa = (const struct sockaddr *)&t->addrs[i].addr;
     if (!addr_valid(sa) ||
-        (unsigned)t->addrs[i].type > QPEER_TICKET_ADDR_MAPPED)
+        (unsigned)t->addrs[i].type > QPEER_TICKET_ADDR_TYPE_MAX)
       return UV_EINVAL;
     for (j = 0; j < i; j++)
       if (addr_same(sa, (const struct sockaddr *)&t->addrs[j].addr))
@@ -281,7 +281,7 @@ int qpeer_ticket_add_typed_addr(qpeer_ticket_t *t, const struct sockaddr *addr,
   const uint8_t *ip;
   size_t i, n;
 
-  if (!t || !addr || (unsigned)type > QPEER_TICKET_ADDR_MAPPED)
+  if (!t || !addr || (unsigned)type > QPEER_TICKET_ADDR_TYPE_MAX)
     return UV_EINVAL;
   if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
     return UV_EINVAL;
@@ -459,7 +459,7 @@ static int get_addr(qpeer_ticket_t *t, const uint8_t *v, size_t vlen) {
 
   if (vlen != ADDR4_VLEN && vlen != ADDR6_VLEN)
     return QPEER_ETICKET;
-  if (v[0] > QPEER_TICKET_ADDR_MAPPED || t->naddrs >= QPEER_TICKET_MAX_ADDRS)
+  if (v[0] > QPEER_TICKET_ADDR_TYPE_MAX || t->naddrs >= QPEER_TICKET_MAX_ADDRS)
     return QPEER_ETICKET;
   iplen = vlen - 3;
   a.type = (qpeer_ticket_addr_type)v[0];

@@ -653,8 +653,11 @@ static void test_ticket_addr_rules(void **state) {
   raw_addr6(&r, 0, "::ffff:192.0.2.1", 1);
   assert_int_equal(decode_raw(&r, &out), QPEER_ETICKET);
   raw_start(&r, 1, 1);
-  raw_addr4(&r, 4, "192.0.2.1", 1);
+  raw_addr4(&r, 5, "192.0.2.1", 1);
   assert_int_equal(decode_raw(&r, &out), QPEER_ETICKET);
+  raw_start(&r, 1, 1);
+  raw_addr4(&r, 4, "192.0.2.1", 1); /* relay */
+  assert_int_equal(decode_raw(&r, &out), 0);
   raw_start(&r, 1, 1);
   raw_addr4(&r, 3, "192.0.2.1", 1);
   assert_int_equal(decode_raw(&r, &out), 0);
@@ -894,7 +897,7 @@ static void test_ticket_builders(void **state) {
   assert_int_equal(qpeer_ticket_add_addr(&t, NULL), UV_EINVAL);
   assert_int_equal(qpeer_ticket_add_addr(NULL, (struct sockaddr *)&ss),
                    UV_EINVAL);
-  assert_int_equal(add(&t, "192.0.2.1", 1, (qpeer_ticket_addr_type)4),
+  assert_int_equal(add(&t, "192.0.2.1", 1, (qpeer_ticket_addr_type)5),
                    UV_EINVAL);
   assert_int_equal(t.naddrs, 0);
 
