@@ -285,9 +285,10 @@ static int encode_body(qpeer__wbuf *w, const qpeer__trav_msg *m,
   switch (m->kind) {
   case QPEER__TRAV_OBSERVED_ADDRESS:
   case QPEER__TRAV_ADD_ADDRESS:
-    *ptype = (m->kind == QPEER__TRAV_OBSERVED_ADDRESS ? QPEER__TRAV_T_OBSERVED_V4
-                                                      : QPEER__TRAV_T_ADD_V4) |
-             v6;
+    *ptype =
+        (m->kind == QPEER__TRAV_OBSERVED_ADDRESS ? QPEER__TRAV_T_OBSERVED_V4
+                                                 : QPEER__TRAV_T_ADD_V4) |
+        v6;
     if ((rv = qpeer__wbuf_varint(w, m->seq)) != 0)
       return rv;
     return put_addr(w, addr);
@@ -435,8 +436,7 @@ static void end_message(qpeer__trav_parser *p) {
 }
 
 int qpeer__trav_parser_feed(qpeer__trav_parser *p, const uint8_t *data,
-                            size_t len, size_t *pconsumed,
-                            qpeer__trav_msg *m) {
+                            size_t len, size_t *pconsumed, qpeer__trav_msg *m) {
   size_t used = 0, n;
   int rv;
 

@@ -56,7 +56,7 @@ typedef enum {
 
 /* HELLO content. A setting that was absent has its has_ flag zero. */
 typedef struct {
-  uint64_t version; /* control-stream version (>= 1) */
+  uint64_t version;              /* control-stream version (>= 1) */
   uint8_t has_address_discovery; /* the address_discovery setting is sent */
   /* 0: provides observations, 1: wants them, 2: both (address-discovery
    * §1.2 of protocols.md). */
@@ -121,8 +121,7 @@ int qpeer__trav_msg_decode_body(qpeer__trav_msg *m, uint64_t type,
  * client, PUNCH_ME_NOW client to server; HELLO and OBSERVED_ADDRESS go
  * both ways (the latter only as negotiated, see
  * qpeer__trav_observed_allowed). */
-int qpeer__trav_msg_direction_ok(qpeer__trav_kind kind,
-                                 int receiver_is_server);
+int qpeer__trav_msg_direction_ok(qpeer__trav_kind kind, int receiver_is_server);
 
 /* qpeer__trav_hello_check returns 0 if the HELLO |h| suits a sender in its
  * role, or QPEER_EPROTO: a server's nat_traversal must be above 0, a
@@ -141,11 +140,11 @@ int qpeer__trav_observed_allowed(const qpeer__trav_hello *from,
 typedef struct {
   uint8_t hdr[QPEER__TRAV_HDR_MAX]; /* header bytes gathered so far */
   size_t hdrlen;                    /* bytes used in |hdr| */
-  uint8_t in_body;   /* the header is complete; reading or skipping body */
-  uint64_t type;     /* the current message's type */
-  uint64_t len;      /* the current message's Length */
-  uint64_t got;      /* body bytes received (or skipped) so far */
-  uint8_t known;     /* the current type is known: the body is buffered */
+  uint8_t in_body;    /* the header is complete; reading or skipping body */
+  uint64_t type;      /* the current message's type */
+  uint64_t len;       /* the current message's Length */
+  uint64_t got;       /* body bytes received (or skipped) so far */
+  uint8_t known;      /* the current type is known: the body is buffered */
   uint8_t hello_seen; /* the first message (HELLO) has been parsed */
   int err;            /* sticky error: 0 or the first error returned */
   uint64_t nmsgs;     /* known messages returned so far */

@@ -74,8 +74,8 @@ static void msg_equal(const qpeer__trav_msg *a, const qpeer__trav_msg *b) {
 
 /* The vectors: one message each, in wire order below. */
 typedef struct {
-  const char *hex;    /* the encoded message */
-  qpeer__trav_msg m;  /* its content (filled by make_vectors) */
+  const char *hex;   /* the encoded message */
+  qpeer__trav_msg m; /* its content (filled by make_vectors) */
 } vector_t;
 
 static vector_t vectors[10];
@@ -125,8 +125,7 @@ static void make_vectors(void) {
   m->kind = QPEER__TRAV_REMOVE_ADDRESS;
   m->seq = 2;
   /* HELLO from a server: version 1, address_discovery 2, concurrency 4. */
-  vectors[7].hex =
-      "c0000000717000001301c00000009f81a17602fd7e9f0bca12fea604";
+  vectors[7].hex = "c0000000717000001301c00000009f81a17602fd7e9f0bca12fea604";
   m = &vectors[7].m;
   m->kind = QPEER__TRAV_HELLO;
   m->hello.version = 1;
@@ -179,8 +178,8 @@ static void test_traversal_msg_vectors(void **state) {
 
 /* random_msg fills |m| with a random valid message. */
 static void random_msg(qpeer__trav_msg *m) {
-  static const uint64_t big[] = {0, 1, 63, 64, 16383, 16384, 1073741823,
-                                 1073741824, (1ULL << 62) - 1};
+  static const uint64_t big[] = {
+      0, 1, 63, 64, 16383, 16384, 1073741823, 1073741824, (1ULL << 62) - 1};
   char ip[64];
   memset(m, 0, sizeof(*m));
   m->kind = (qpeer__trav_kind)(1 + rng_next() % 6);
@@ -191,8 +190,7 @@ static void random_msg(qpeer__trav_msg *m) {
       m->kind == QPEER__TRAV_ADD_ADDRESS ||
       m->kind == QPEER__TRAV_PUNCH_ME_NOW) {
     if (rng_next() % 2)
-      snprintf(ip, sizeof(ip), "2001:db8::%x",
-               (unsigned)(rng_next() % 65535));
+      snprintf(ip, sizeof(ip), "2001:db8::%x", (unsigned)(rng_next() % 65535));
     else
       snprintf(ip, sizeof(ip), "%u.%u.%u.%u", (unsigned)(rng_next() % 256),
                (unsigned)(rng_next() % 256), (unsigned)(rng_next() % 256),
@@ -304,13 +302,11 @@ static void test_traversal_msg_header_rules(void **state) {
   /* Unknown types: the size to skip is reported even when the body is not
    * all there. */
   hex_decode("21036162", b, sizeof(b));
-  assert_int_equal(qpeer__trav_msg_decode(&d, b, 4, &used),
-                   QPEER_EUNSUPPORTED);
+  assert_int_equal(qpeer__trav_msg_decode(&d, b, 4, &used), QPEER_EUNSUPPORTED);
   assert_int_equal(used, 5);
   /* Size bound: 1024 is fine, 1025 is not, for any type. */
   hex_decode("214400", b, sizeof(b)); /* Length 1024 (varint 44 00) */
-  assert_int_equal(qpeer__trav_msg_decode(&d, b, 3, &used),
-                   QPEER_EUNSUPPORTED);
+  assert_int_equal(qpeer__trav_msg_decode(&d, b, 3, &used), QPEER_EUNSUPPORTED);
   assert_int_equal(used, 3 + 1024);
   hex_decode("214401", b, sizeof(b)); /* Length 1025 */
   assert_int_equal(qpeer__trav_msg_decode(&d, b, 3, &used), UV_EMSGSIZE);
@@ -345,14 +341,14 @@ static void test_traversal_msg_hello_rules(void **state) {
   n = hex_decode("c0000000717000000a01c00000009f81a17603", b, sizeof(b));
   assert_int_equal(qpeer__trav_msg_decode(&d, b, n, &used), QPEER_EMALFORMED);
   /* A repeated known setting. */
-  n = hex_decode("c0000000717000001301c00000009f81a17601c00000009f81a17601",
-                 b, sizeof(b));
+  n = hex_decode("c0000000717000001301c00000009f81a17601c00000009f81a17601", b,
+                 sizeof(b));
   assert_int_equal(qpeer__trav_msg_decode(&d, b, n, &used), QPEER_EMALFORMED);
-  n = hex_decode("c0000000717000001301fd7e9f0bca12fea601fd7e9f0bca12fea601",
-                 b, sizeof(b));
+  n = hex_decode("c0000000717000001301fd7e9f0bca12fea601fd7e9f0bca12fea601", b,
+                 sizeof(b));
   assert_int_equal(qpeer__trav_msg_decode(&d, b, n, &used), QPEER_EMALFORMED);
-  n = hex_decode("c0000000717000001301c00000007170010001c00000007170010001",
-                 b, sizeof(b));
+  n = hex_decode("c0000000717000001301c00000007170010001c00000007170010001", b,
+                 sizeof(b));
   assert_int_equal(qpeer__trav_msg_decode(&d, b, n, &used), QPEER_EMALFORMED);
   /* max_addresses 0. */
   n = hex_decode("c0000000717000000a01c00000007170010000", b, sizeof(b));
@@ -425,16 +421,13 @@ static void test_traversal_msg_roles(void **state) {
       qpeer__trav_msg_direction_ok(QPEER__TRAV_OBSERVED_ADDRESS, 0), 0);
   assert_int_equal(
       qpeer__trav_msg_direction_ok(QPEER__TRAV_OBSERVED_ADDRESS, 1), 0);
-  assert_int_equal(qpeer__trav_msg_direction_ok(QPEER__TRAV_ADD_ADDRESS, 0),
-                   0);
+  assert_int_equal(qpeer__trav_msg_direction_ok(QPEER__TRAV_ADD_ADDRESS, 0), 0);
   assert_int_equal(qpeer__trav_msg_direction_ok(QPEER__TRAV_ADD_ADDRESS, 1),
                    QPEER_EPROTO);
-  assert_int_equal(
-      qpeer__trav_msg_direction_ok(QPEER__TRAV_REMOVE_ADDRESS, 1),
-      QPEER_EPROTO);
-  assert_int_equal(
-      qpeer__trav_msg_direction_ok(QPEER__TRAV_ADDRESS_INFO, 1),
-      QPEER_EPROTO);
+  assert_int_equal(qpeer__trav_msg_direction_ok(QPEER__TRAV_REMOVE_ADDRESS, 1),
+                   QPEER_EPROTO);
+  assert_int_equal(qpeer__trav_msg_direction_ok(QPEER__TRAV_ADDRESS_INFO, 1),
+                   QPEER_EPROTO);
   assert_int_equal(qpeer__trav_msg_direction_ok(QPEER__TRAV_PUNCH_ME_NOW, 1),
                    0);
   assert_int_equal(qpeer__trav_msg_direction_ok(QPEER__TRAV_PUNCH_ME_NOW, 0),
@@ -474,8 +467,8 @@ static void test_traversal_msg_roles(void **state) {
 
 /* A stream: HELLO, then every vector with unknown messages between. */
 typedef struct {
-  uint8_t b[4096]; /* the bytes */
-  size_t n;        /* bytes used */
+  uint8_t b[4096];          /* the bytes */
+  size_t n;                 /* bytes used */
   qpeer__trav_msg want[32]; /* the known messages, in order */
   size_t nwant;             /* entries used in |want| */
   size_t nunknown;          /* unknown messages inside */
