@@ -19,6 +19,8 @@ extern "C" {
 #include "qpeer/conn.h"
 #include "qpeer/stream.h"
 #include "qpeer/ticket.h"
+#include "qpeer/candidate.h"
+#include "qpeer/punch.h"
 
 #ifdef __cplusplus
 }

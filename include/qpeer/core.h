@@ -37,6 +37,7 @@ typedef enum {
   QPEER_MIGRATE,
   QPEER_STUN,
   QPEER_NETCHECK,
+  QPEER_PUNCH,
   QPEER_REQ_TYPE_MAX
 } qpeer_req_type;
 

@@ -9,6 +9,7 @@
 
 #include "core/addr.h"
 #include "peer/control.h"
+#include "peer/traversal.h"
 #include "quic/handles.h"
 
 typedef struct qpeer__ctrl {
@@ -184,9 +185,8 @@ static int on_message(qpeer__ctrl *ctrl, const qpeer__trav_msg *m) {
     qpeer__conn_schedule_flush(c);
     return 0;
   default:
-    /* Traversal messages are handled by the peer-connect layer once it is
-     * attached; until then they are accepted and ignored. */
-    return 0;
+    /* ADD_ADDRESS, ADDRESS_INFO, REMOVE_ADDRESS, PUNCH_ME_NOW. */
+    return qpeer__trav_on_message(c, m);
   }
 }
 

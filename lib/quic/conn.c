@@ -12,6 +12,7 @@
 #include "core/addr.h"
 #include "peer/control.h"
 #include "peer/identity.h"
+#include "peer/traversal.h"
 #include "quic/handles.h"
 
 static qpeer__conn *conn_of(const qpeer_conn_t *h) {
@@ -378,6 +379,7 @@ void qpeer__conn_terminate(qpeer__conn *c, int status) {
   c->events |= QPEER__EV_CLOSED;
   if (c->timer_open)
     uv_timer_stop(&c->timer);
+  qpeer__trav_conn_ended(c);
   QPEER__LOG_DEBUG("%s connection ended: %s", c->server ? "server" : "client",
                    qpeer_err_name(status));
 }
@@ -566,6 +568,7 @@ static void free_task_run(qpeer__defer *d) {
     c->migrate_req = NULL;
     req->cb(req, UV_ECANCELED);
   }
+  qpeer__trav_free(c);
   while ((e = qpeer__list_head(&c->streams)) != NULL)
     qpeer__stream_free(QPEER__CONTAINER_OF(e, qpeer__stream, link));
   qpeer__ctrl_free(c);

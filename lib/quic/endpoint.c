@@ -345,13 +345,18 @@ static void on_writable(qpeer__udp *u) {
   flush_dirty(ep);
 }
 
-static void to_raw(qpeer__ep *ep, const uint8_t *data, size_t len,
-                   const struct sockaddr *from, const struct sockaddr *local) {
+/* Offers a packet to the raw handlers and hook; nonzero if anyone took
+ * it (then no stateless reset answers it). */
+static int to_raw(qpeer__ep *ep, const uint8_t *data, size_t len,
+                  const struct sockaddr *from, const struct sockaddr *local) {
   ep->stats.rx_raw++;
   if (run_handlers(&ep->raw_handlers, data, len, from, local))
-    return;
-  if (ep->raw_hook)
+    return 1;
+  if (ep->raw_hook) {
     ep->raw_hook(ep->handle, data, len, from);
+    return 1;
+  }
+  return 0;
 }
 
 static void send_version_negotiation(qpeer__ep *ep, const ngtcp2_version_cid *vc,
@@ -544,8 +549,8 @@ static void route_quic(qpeer__ep *ep, const uint8_t *data, size_t len,
     return;
   }
   if (!long_header) {
-    to_raw(ep, data, len, from, (const struct sockaddr *)path->local.addr);
-    if (!ep->raw_hook)
+    if (!to_raw(ep, data, len, from,
+                (const struct sockaddr *)path->local.addr))
       maybe_stateless_reset(ep, data, len, from);
     return;
   }

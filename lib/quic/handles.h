@@ -146,6 +146,7 @@ struct qpeer__conn {
   qpeer_path_t last_path;          /* path last reported to the user */
   int handshake_confirmed;         /* HANDSHAKE_DONE seen (client) */
   struct qpeer__ctrl *ctrl;        /* control-stream state, or NULL */
+  struct qpeer__trav *trav;        /* NAT-traversal state, or NULL */
   int ctrl_offered;                /* our hello carried the extension */
   int ctrl_peer;                   /* the peer's hello carried it */
   int ctrl_started;                /* qpeer__ctrl_start ran */
