@@ -66,4 +66,24 @@ QPEER_EXTERN int qpeer_punch(qpeer_punch_t *req, qpeer_conn_t *conn,
                              const qpeer_candidate_t *local, size_t n,
                              unsigned int flags, qpeer_punch_cb cb);
 
+/** Called when the connection fell back to its standby path because the
+ * current one went silent (status 0), or when that failed (an error). */
+typedef void (*qpeer_fallback_cb)(qpeer_conn_t *conn, int status);
+
+/**
+ * `qpeer_conn_set_fallback` (client side) names a standby path (usually
+ * the relay path the connection started on; |local| NULL means the
+ * socket) and a silence budget: while the connection is on another path
+ * and nothing arrives from the peer for |timeout_ms| (keep-alives are sent
+ * at a third of it), the client migrates back to the standby path and
+ * |cb| (may be NULL) is called. A later qpeer_punch() may upgrade again.
+ * |timeout_ms| 0 turns fallback off. Returns 0, UV_EINVAL, UV_ENOTSUP on a
+ * server connection, or UV_ENOTCONN.
+ */
+QPEER_EXTERN int qpeer_conn_set_fallback(qpeer_conn_t *conn,
+                                         const struct sockaddr *local,
+                                         const struct sockaddr *remote,
+                                         uint64_t timeout_ms,
+                                         qpeer_fallback_cb cb);
+
 #endif /* QPEER_PUNCH_H */

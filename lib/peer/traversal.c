@@ -40,6 +40,14 @@ typedef struct qpeer__trav {
   int done_status;               /* result waiting for delivery */
   int done;                      /* result known */
   uint64_t started;              /* when the request started */
+  /* fallback (client) */
+  uv_timer_t fb_timer;           /* checks the silence budget */
+  int fb_open;                   /* fb_timer initialised */
+  uint64_t fb_timeout;           /* silence budget (ns); 0: off */
+  qpeer_path_t fb_path;          /* the standby path */
+  qpeer_fallback_cb fb_cb;       /* user notification */
+  qpeer_migrate_t fb_mreq;       /* the fallback migration */
+  int fb_running;                /* fb_mreq in flight */
   qpeer__defer done_task;        /* delivers the result */
 } qpeer__trav;
 
@@ -239,7 +247,12 @@ static void on_validated(qpeer_migrate_t *req, int status) {
 
 /* ---- state ---------------------------------------------------------------------- */
 
-static void timer_closed(uv_handle_t *h) { qpeer__free(h->data); }
+/* The trav is freed once both of its timers have closed. */
+static void timer_closed(uv_handle_t *h) {
+  qpeer__trav *t = h->data;
+  if (--t->timer_open == 0)
+    qpeer__free(t);
+}
 
 static qpeer__trav *trav_get(qpeer__conn *c) {
   qpeer__trav *t = c->trav;
@@ -260,6 +273,11 @@ static qpeer__trav *trav_get(qpeer__conn *c) {
   }
   t->timer.data = t;
   t->timer_open = 1;
+  if (uv_timer_init(c->ep->loop, &t->fb_timer) == 0) {
+    t->fb_timer.data = t;
+    t->timer_open++;
+    t->fb_open = 1;
+  }
   t->raw.fn = on_raw;
   t->raw.ctx = t;
   qpeer__ep_add_handler(&c->ep->raw_handlers, &t->raw);
@@ -292,6 +310,10 @@ void qpeer__trav_free(qpeer__conn *c) {
     qpeer__ep_remove_handler(&t->raw);
   uv_timer_stop(&t->timer);
   uv_close((uv_handle_t *)&t->timer, timer_closed);
+  if (t->fb_open) {
+    uv_timer_stop(&t->fb_timer);
+    uv_close((uv_handle_t *)&t->fb_timer, timer_closed);
+  }
 }
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -345,6 +367,89 @@ int qpeer__trav_on_message(qpeer__conn *c, const qpeer__trav_msg *m) {
       qpeer__punch_sched_add_pair(&t->sched, &pairs[i]);
     drive(t);
   }
+  return 0;
+}
+
+/* ---- fallback ------------------------------------------------------------------- */
+
+static void on_fallback_done(qpeer_migrate_t *req, int status) {
+  qpeer__trav *t = req->data;
+  t->fb_running = 0;
+  if (status == UV_ECANCELED)
+    return;
+  if (t->fb_cb && t->c->handle && !t->c->handle_closing)
+    t->fb_cb(t->c->handle, status);
+}
+
+static void on_fb_tick(uv_timer_t *tm) {
+  qpeer__trav *t = tm->data;
+  qpeer__conn *c = t->c;
+  qpeer_path_t cur;
+  int r;
+  if (!t->fb_timeout || c->closed || !c->qc || t->fb_running)
+    return;
+  qpeer_conn_get_path(c->handle, &cur);
+  if (qpeer__addr_equal((struct sockaddr *)&cur.local,
+                        (struct sockaddr *)&t->fb_path.local) &&
+      qpeer__addr_equal((struct sockaddr *)&cur.remote,
+                        (struct sockaddr *)&t->fb_path.remote))
+    return; /* Already on the standby path. */
+  if (now_ns() - c->last_rx < t->fb_timeout)
+    return;
+  /* The current path went silent: abandon punching, go back. A running
+   * validation (ours or the user's) is replaced by this one. */
+  if (t->req && !t->done)
+    finish(t, QPEER_ENOPATH);
+  t->fb_mreq.data = t;
+  if (c->migrate_req && c->migrate_req != &t->fb_mreq) {
+    qpeer_migrate_t *old = c->migrate_req;
+    c->migrate_req = NULL;
+    old->cb(old, QPEER_ENOPATH);
+  }
+  r = qpeer_conn_migrate(&t->fb_mreq, c->handle,
+                         (struct sockaddr *)&t->fb_path.local,
+                         (struct sockaddr *)&t->fb_path.remote,
+                         on_fallback_done);
+  if (r == 0)
+    t->fb_running = 1;
+  else if (t->fb_cb)
+    t->fb_cb(c->handle, r);
+}
+
+int qpeer_conn_set_fallback(qpeer_conn_t *conn, const struct sockaddr *local,
+                            const struct sockaddr *remote,
+                            uint64_t timeout_ms, qpeer_fallback_cb cb) {
+  qpeer__conn *c = conn ? conn->impl : NULL;
+  qpeer__trav *t;
+  uint64_t tick;
+  if (!c || (timeout_ms && !remote))
+    return UV_EINVAL;
+  if (c->server)
+    return UV_ENOTSUP;
+  if (c->closed || !c->qc)
+    return UV_ENOTCONN;
+  if (!(t = trav_get(c)) || !t->fb_open)
+    return UV_ENOMEM;
+  t->fb_timeout = timeout_ms * 1000000ULL;
+  t->fb_cb = cb;
+  if (!timeout_ms) {
+    uv_timer_stop(&t->fb_timer);
+    return 0;
+  }
+  memset(&t->fb_path, 0, sizeof(t->fb_path));
+  if (local)
+    qpeer__addr_normalize(&t->fb_path.local, local);
+  else
+    memcpy(&t->fb_path.local, &c->ep->udp.local, sizeof(t->fb_path.local));
+  qpeer__addr_normalize(&t->fb_path.remote, remote);
+  /* Keep-alives well inside the budget, so silence means a dead path. */
+  ngtcp2_conn_set_keep_alive_timeout(c->qc, timeout_ms / 3 *
+                                                NGTCP2_MILLISECONDS);
+  tick = timeout_ms / 4 ? timeout_ms / 4 : 1;
+  if (!c->last_rx)
+    c->last_rx = now_ns();
+  uv_timer_start(&t->fb_timer, on_fb_tick, tick, tick);
+  uv_unref((uv_handle_t *)&t->fb_timer);
   return 0;
 }
 

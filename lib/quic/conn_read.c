@@ -94,6 +94,7 @@ int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
   r = ngtcp2_conn_read_pkt(c->qc, path, &pi, pkt, len, qpeer__now());
   if (r == 0) {
     c->rx_ok = 1;
+    c->last_rx = qpeer__now();
     return 0;
   }
   /* Any verdict but a discard means the packet decrypted: keys exist. */

@@ -147,6 +147,7 @@ struct qpeer__conn {
   int handshake_confirmed;         /* HANDSHAKE_DONE seen (client) */
   struct qpeer__ctrl *ctrl;        /* control-stream state, or NULL */
   struct qpeer__trav *trav;        /* NAT-traversal state, or NULL */
+  uint64_t last_rx;                /* when a packet last read cleanly (ns) */
   int ctrl_offered;                /* our hello carried the extension */
   int ctrl_peer;                   /* the peer's hello carried it */
   int ctrl_started;                /* qpeer__ctrl_start ran */

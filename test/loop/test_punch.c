@@ -36,6 +36,13 @@ static qpeer__vif vif;
 static qpt_udpfw fw;
 static uv_timer_t tick;
 static int punched, punch_status = 1, stream_done, shut_done, closes;
+/* Fallback scenario: the direct path goes through a second forwarder that
+ * the test cuts, then restores. */
+static int fb_mode, fb_phase, fallbacks, upgrades;
+static qpt_udpfw dfw;
+static struct sockaddr_storage direct_addr, nowhere;
+static qpeer_punch_t preq2;
+static uv_timer_t phase_timer;
 
 static void fill(uint8_t *p, size_t n) {
   size_t i;
@@ -61,6 +68,10 @@ static void maybe_end(void) {
   qpeer_close((qpeer_handle_t *)&srv_ep, on_close);
   qpeer_close((qpeer_handle_t *)&cli_ep, on_close);
   qpt_udpfw_stop(&fw);
+  if (fb_mode) {
+    qpt_udpfw_stop(&dfw);
+    uv_close((uv_handle_t *)&phase_timer, NULL);
+  }
 }
 
 static void on_shut(qpeer_shutdown_t *r, int status) {
@@ -102,15 +113,64 @@ static void on_tick(uv_timer_t *t) {
     send_next();
 }
 
+static void on_fallback(qpeer_conn_t *c, int status);
+static void on_repunched(qpeer_punch_t *req, int status);
+
 static void on_punched(qpeer_punch_t *req, int status) {
   punch_status = status;
-  punched = 1;
   relay_at_punch = fw.forwarded;
   assert_int_equal(status, 0);
-  assert_true(qpeer__addr_equal((struct sockaddr *)&req->path.remote,
-                                (struct sockaddr *)&srv_addr));
+  assert_true(qpeer__addr_equal(
+      (struct sockaddr *)&req->path.remote,
+      (struct sockaddr *)(fb_mode ? &direct_addr : &srv_addr)));
+  if (fb_mode) {
+    /* Direct now: name the relay path as standby, then cut the direct
+     * path and expect a fallback within the budget. */
+    assert_int_equal(qpeer_conn_set_fallback(&cli_conn,
+                                             (struct sockaddr *)&syn_addr,
+                                             (struct sockaddr *)&relay_addr,
+                                             600, on_fallback),
+                     0);
+    dfw.drop_permille = 1000;
+    fb_phase = 1;
+    return;
+  }
+  punched = 1;
   assert_true(req->punch_requests >= 1);
   assert_true(req->validations >= 1);
+  send_next();
+}
+
+static void on_fallback(qpeer_conn_t *c, int status) {
+  qpeer_path_t p;
+  qpeer_candidate_t host;
+  assert_int_equal(status, 0);
+  assert_int_equal(fb_phase, 1);
+  fallbacks++;
+  qpeer_conn_get_path(c, &p);
+  assert_true(qpeer__addr_equal((struct sockaddr *)&p.remote,
+                                (struct sockaddr *)&relay_addr));
+  /* Restore the direct path and upgrade again. */
+  dfw.drop_permille = 0;
+  fb_phase = 2;
+  assert_int_equal(qpeer__cand_init(&host, QPEER_CANDIDATE_HOST,
+                                    (struct sockaddr *)&nowhere, NULL, NULL,
+                                    QPEER_CANDIDATE_SRC_INTERFACE, 0),
+                   0);
+  assert_int_equal(qpeer_punch(&preq2, &cli_conn, &host, 1,
+                               QPEER_PUNCH_ALLOW_LOOPBACK, on_repunched),
+                   0);
+}
+
+static void on_repunched(qpeer_punch_t *req, int status) {
+  assert_int_equal(status, 0);
+  assert_true(qpeer__addr_equal((struct sockaddr *)&req->path.remote,
+                                (struct sockaddr *)&direct_addr));
+  upgrades++;
+  fb_phase = 3;
+  qpeer_conn_set_fallback(&cli_conn, NULL, NULL, 0, NULL);
+  punched = 1;
+  relay_at_punch = fw.forwarded;
   send_next();
 }
 
@@ -145,8 +205,12 @@ static void on_connection(qpeer_endpoint_t *ep, int status) {
   memset(&cbs, 0, sizeof(cbs));
   cbs.on_stream = srv_on_stream;
   qpeer_conn_set_callbacks(&srv_conn, &cbs);
+  /* In the fallback scenario the server's "host" address is the direct
+   * forwarder, which the test can cut. */
   assert_int_equal(qpeer__cand_init(&host, QPEER_CANDIDATE_HOST,
-                                    (struct sockaddr *)&srv_addr, NULL, NULL,
+                                    (struct sockaddr *)(fb_mode ? &direct_addr
+                                                                : &srv_addr),
+                                    NULL, NULL,
                                     QPEER_CANDIDATE_SRC_INTERFACE, 0),
                    0);
   assert_int_equal(qpeer_conn_advertise(&srv_conn, &host, 1,
@@ -164,8 +228,13 @@ static void on_connect(qpeer_connect_t *r, int status) {
                                 (struct sockaddr *)&relay_addr));
   assert_int_equal(qpeer_stream_open(&cli_conn, &cs, QPEER_STREAM_BIDI), 0);
   uv_timer_start(&tick, on_tick, 5, 5);
+  /* In the fallback scenario the server's punches must not reach us
+   * straight (loopback would let them, making a peer-reflexive path that
+   * bypasses the forwarder the test cuts): name an address nobody uses. */
   assert_int_equal(qpeer__cand_init(&host, QPEER_CANDIDATE_HOST,
-                                    (struct sockaddr *)&cli_addr, NULL, NULL,
+                                    (struct sockaddr *)(fb_mode ? &nowhere
+                                                                : &cli_addr),
+                                    NULL, NULL,
                                     QPEER_CANDIDATE_SRC_INTERFACE, 0),
                    0);
   assert_int_equal(qpeer_punch(&preq, &cli_conn, &host, 1,
@@ -175,13 +244,19 @@ static void on_connect(qpeer_connect_t *r, int status) {
                    UV_EBUSY);
 }
 
-static void test_punch_relay_to_direct(void **state) {
+static void run_punch(int mode) {
   qpeer_endpoint_options_t eo;
   qpeer_listen_options_t lo;
   qpeer_connect_options_t co;
   struct sockaddr_storage b4;
   static uv_timer_t wd;
-  (void)state;
+  fb_mode = mode;
+  fb_phase = fallbacks = upgrades = 0;
+  punched = stream_done = shut_done = closes = 0;
+  punch_status = 1;
+  queued = received = 0;
+  memset(&w, 0, sizeof(w));
+  memset(&sh, 0, sizeof(sh));
   gnutls_hash_init(&txh, GNUTLS_DIG_SHA256);
   gnutls_hash_init(&rxh, GNUTLS_DIG_SHA256);
   assert_int_equal(uv_loop_init(&loop), 0);
@@ -198,6 +273,14 @@ static void test_punch_relay_to_direct(void **state) {
                                    (struct sockaddr *)&srv_addr, 0, 0, 3),
                    0);
   qpt_udpfw_addr(&fw, &relay_addr);
+  if (fb_mode) {
+    assert_int_equal(qpt_udpfw_start(&dfw, &loop, (struct sockaddr *)&b4,
+                                     (struct sockaddr *)&srv_addr, 0, 0, 5),
+                     0);
+    qpt_udpfw_addr(&dfw, &direct_addr);
+    qpeer_addr_parse(&nowhere, "127.0.0.3:9");
+    uv_timer_init(&loop, &phase_timer);
+  }
   qpeer_addr_parse(&syn_addr, "[100::7]:1");
   memset(&vif, 0, sizeof(vif));
   memcpy(&vif.local, &syn_addr, sizeof(syn_addr));
@@ -222,14 +305,32 @@ static void test_punch_relay_to_direct(void **state) {
   /* After the move the relay carried at most a few stragglers. */
   assert_true(fw.forwarded - relay_at_punch <= 8);
   assert_int_equal(closes, 4);
+  if (fb_mode) {
+    assert_int_equal(fallbacks, 1);
+    assert_int_equal(upgrades, 1);
+  }
   gnutls_hash_deinit(txh, NULL);
   gnutls_hash_deinit(rxh, NULL);
   qpt_loop_teardown(&loop);
+  qpeer__ep_remove_vif(NULL, &vif);
+}
+
+static void test_punch_relay_to_direct(void **state) {
+  (void)state;
+  run_punch(0);
+}
+
+/* Cut the direct path: back to the relay within the silence budget, then
+ * up again once restored; the stream never notices. */
+static void test_punch_fallback_and_reupgrade(void **state) {
+  (void)state;
+  run_punch(1);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_punch_relay_to_direct),
+      cmocka_unit_test(test_punch_fallback_and_reupgrade),
   };
   return cmocka_run_group_tests_name("punch", tests, NULL, NULL);
 }
