@@ -21,6 +21,7 @@ extern "C" {
 #include "qpeer/ticket.h"
 #include "qpeer/candidate.h"
 #include "qpeer/punch.h"
+#include "qpeer/bootstrap.h"
 
 #ifdef __cplusplus
 }
