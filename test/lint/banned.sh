@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$1"
 fail=0
 pat='(^|[^_a-zA-Z0-9.>])(malloc|calloc|realloc|free|strdup|sprintf|strcpy|strcat|strtok|atoi|gettimeofday|time)\('
-hits=$(grep -nE "$pat" $(git ls-files 'lib/*.c' 'lib/*.h' 2>/dev/null || find lib -name '*.[ch]') \
+hits=$(grep -nE "$pat" $(find lib -name '*.[ch]') \
        | grep -vE '^\S+:[0-9]+:\s*(/\*|\*)' || true)
 if [ -n "$hits" ]; then echo "FAIL: banned calls in lib/:"; echo "$hits"; fail=1; fi
 io=$(grep -nE '(^|[^_a-zA-Z0-9])(sendto|recvfrom|sendmsg|recvmsg|sendmmsg|recvmmsg)\(' \
