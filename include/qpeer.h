@@ -22,6 +22,7 @@ extern "C" {
 #include "qpeer/candidate.h"
 #include "qpeer/punch.h"
 #include "qpeer/bootstrap.h"
+#include "qpeer/masque.h"
 
 #ifdef __cplusplus
 }

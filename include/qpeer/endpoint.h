@@ -91,8 +91,8 @@ typedef struct qpeer_endpoint_options_s {
   /* Most unacknowledged bytes queued for sending per stream before
    * qpeer_stream_write() returns UV_ENOBUFS (default 64 MiB). */
   uint64_t max_stream_send_queue;
-  /* Largest DATAGRAM frame payload accepted (default 1200; 0 disables
-   * datagrams). */
+  /* Largest DATAGRAM frame accepted (default 1452, enough to relay a
+   * full-size inner QUIC packet; 0 disables datagrams). */
   uint32_t max_datagram_frame_size;
   /* Disable UDP GSO (and GRO) even where the kernel supports them. */
   int disable_gso;

@@ -119,9 +119,14 @@ int qpeer__conn_write(qpeer__conn *c) {
   memset(&b, 0, sizeof(b));
   b.c = c;
   b.buf = c->ep->txbuf;
-  maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
+  /* The buffer may hold a PMTUD probe (ngtcp2 skips probes larger than
+   * the buffer); ordinary packets stay within the path's size. */
+  maxpkt = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
   quantum = ngtcp2_conn_get_send_quantum(c->qc);
-  maxpkts = QPEER__MAX(1, QPEER__MIN(QPEER__UDP_TX_BATCH, quantum / maxpkt));
+  maxpkts = QPEER__MAX(
+      1, QPEER__MIN(QPEER__UDP_TX_BATCH,
+                    quantum /
+                        ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc)));
   ngtcp2_path_storage_zero(&ps);
   memset(&pi, 0, sizeof(pi));
 

@@ -56,7 +56,8 @@ void qpeer_endpoint_options_default_versioned(int version,
   o->stream_window = 1024 * 1024;
   o->conn_window = 16 * 1024 * 1024;
   o->max_stream_send_queue = 64ull * 1024 * 1024;
-  o->max_datagram_frame_size = 1200;
+  /* Room for a full-size inner QUIC packet inside a DATAGRAM (MASQUE). */
+  o->max_datagram_frame_size = 1452;
   o->address_discovery = QPEER_ADDRDISC_BOTH;
 }
 
@@ -232,6 +233,12 @@ void qpeer__ep_send_packets(qpeer__ep *ep, const ngtcp2_path *path,
     }
     return;
   }
+  if (!vif && !qpeer__addr_equal((const struct sockaddr *)path->local.addr,
+                                 (const struct sockaddr *)&ep->udp.local)) {
+    /* A synthetic local address whose interface is gone (a tunnel that
+     * closed): those packets have no way out. */
+    return;
+  }
   r = qpeer__udp_send(&ep->udp, (const struct sockaddr *)path->remote.addr,
                       data, len, segsize);
   ep->stats.tx_syscalls = ep->udp.syscalls;
@@ -250,13 +257,12 @@ void qpeer__ep_send_packets(qpeer__ep *ep, const ngtcp2_path *path,
   ep->stats.tx_bytes += len;
 }
 
-static void send_raw_to(qpeer__ep *ep, const struct sockaddr *to,
-                        const uint8_t *data, size_t len) {
-  int r = qpeer__udp_send(&ep->udp, to, data, len, len);
-  if (r == 0) {
-    ep->stats.tx_datagrams++;
-    ep->stats.tx_bytes += len;
-  }
+/* Stateless replies leave from the arrival path's local address: the
+ * socket, or the tunnel the packet came through. */
+static void send_raw_to(qpeer__ep *ep, const struct sockaddr *local,
+                        const struct sockaddr *to, const uint8_t *data,
+                        size_t len) {
+  qpeer__ep_send_datagram(ep, local, data, len, to);
 }
 
 int qpeer__ep_send_datagram(qpeer__ep *ep, const struct sockaddr *local,
@@ -360,6 +366,7 @@ static int to_raw(qpeer__ep *ep, const uint8_t *data, size_t len,
 }
 
 static void send_version_negotiation(qpeer__ep *ep, const ngtcp2_version_cid *vc,
+                                     const struct sockaddr *local,
                                      const struct sockaddr *from) {
   /* Room for two 255-byte CIDs and the version list. */
   uint8_t buf[1 + 4 + 2 * (1 + 255) + 8], rnd;
@@ -370,12 +377,13 @@ static void send_version_negotiation(qpeer__ep *ep, const ngtcp2_version_cid *vc
                                            vc->scidlen, vc->dcid, vc->dcidlen,
                                            sv, QPEER__ARRAY_SIZE(sv));
   if (n > 0) {
-    send_raw_to(ep, from, buf, (size_t)n);
+    send_raw_to(ep, local, from, buf, (size_t)n);
     ep->stats.tx_version_negotiation++;
   }
 }
 
 static void send_refusal(qpeer__ep *ep, const ngtcp2_pkt_hd *hd,
+                         const struct sockaddr *local,
                          const struct sockaddr *from, uint64_t code) {
   uint8_t buf[QPEER__MAX_PKT];
   ngtcp2_cid scid;
@@ -388,11 +396,12 @@ static void send_refusal(qpeer__ep *ep, const ngtcp2_pkt_hd *hd,
                                            &hd->scid, &hd->dcid, code, NULL,
                                            0);
   if (n > 0)
-    send_raw_to(ep, from, buf, (size_t)n);
+    send_raw_to(ep, local, from, buf, (size_t)n);
   ep->stats.conns_refused++;
 }
 
 static void send_retry(qpeer__ep *ep, const ngtcp2_pkt_hd *hd,
+                       const struct sockaddr *local,
                        const struct sockaddr *from) {
   uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], buf[QPEER__MAX_PKT];
   ngtcp2_cid scid;
@@ -409,7 +418,7 @@ static void send_retry(qpeer__ep *ep, const ngtcp2_pkt_hd *hd,
   n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid,
                                 &scid, &hd->dcid, token, (size_t)tlen);
   if (n > 0) {
-    send_raw_to(ep, from, buf, (size_t)n);
+    send_raw_to(ep, local, from, buf, (size_t)n);
     ep->stats.tx_retry++;
   }
 }
@@ -433,6 +442,7 @@ static int retry_needed(qpeer__ep *ep) {
 static void accept_initial(qpeer__ep *ep, const uint8_t *data, size_t len,
                            const ngtcp2_path *path) {
   const struct sockaddr *from = (const struct sockaddr *)path->remote.addr;
+  const struct sockaddr *local = (const struct sockaddr *)path->local.addr;
   ngtcp2_pkt_hd hd;
   ngtcp2_cid odcid, *podcid = NULL;
   qpeer__conn *c;
@@ -443,7 +453,7 @@ static void accept_initial(qpeer__ep *ep, const uint8_t *data, size_t len,
     return;
   }
   if (ep->nconns >= ep->opts.max_connections) {
-    send_refusal(ep, &hd, from, NGTCP2_CONNECTION_REFUSED);
+    send_refusal(ep, &hd, local, from, NGTCP2_CONNECTION_REFUSED);
     return;
   }
   if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
@@ -453,12 +463,12 @@ static void accept_initial(qpeer__ep *ep, const uint8_t *data, size_t len,
             (const ngtcp2_sockaddr *)from, qpeer__addr_len(from), &hd.dcid,
             RETRY_TOKEN_TIMEOUT, qpeer__now()) != 0) {
       ep->stats.bad_tokens++;
-      send_refusal(ep, &hd, from, NGTCP2_INVALID_TOKEN);
+      send_refusal(ep, &hd, local, from, NGTCP2_INVALID_TOKEN);
       return;
     }
     podcid = &odcid;
   } else if (retry_needed(ep)) {
-    send_retry(ep, &hd, from);
+    send_retry(ep, &hd, local, from);
     return;
   }
   c = qpeer__conn_new(ep, 1);
@@ -486,7 +496,8 @@ static void accept_initial(qpeer__ep *ep, const uint8_t *data, size_t len,
 }
 
 static void maybe_stateless_reset(qpeer__ep *ep, const uint8_t *data,
-                                  size_t len, const struct sockaddr *from) {
+                                  size_t len, const struct sockaddr *local,
+                                  const struct sockaddr *from) {
   uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], buf[64];
   ngtcp2_cid cid;
   uint64_t now = qpeer__now();
@@ -514,7 +525,7 @@ static void maybe_stateless_reset(qpeer__ep *ep, const uint8_t *data,
     return;
   n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rnd, randlen);
   if (n > 0) {
-    send_raw_to(ep, from, buf, (size_t)n);
+    send_raw_to(ep, local, from, buf, (size_t)n);
     ep->stats.tx_stateless_reset++;
   }
 }
@@ -522,6 +533,7 @@ static void maybe_stateless_reset(qpeer__ep *ep, const uint8_t *data,
 static void route_quic(qpeer__ep *ep, const uint8_t *data, size_t len,
                        const ngtcp2_path *path, int long_header) {
   const struct sockaddr *from = (const struct sockaddr *)path->remote.addr;
+  const struct sockaddr *local = (const struct sockaddr *)path->local.addr;
   ngtcp2_version_cid vc;
   qpeer__conn *c;
   int r;
@@ -529,7 +541,7 @@ static void route_quic(qpeer__ep *ep, const uint8_t *data, size_t len,
   r = ngtcp2_pkt_decode_version_cid(&vc, data, len, QPEER__SCID_LEN);
   if (r == NGTCP2_ERR_VERSION_NEGOTIATION) {
     if (ep->listening && !ep->closing)
-      send_version_negotiation(ep, &vc, from);
+      send_version_negotiation(ep, &vc, local, from);
     return;
   }
   if (r != 0) {
@@ -551,7 +563,7 @@ static void route_quic(qpeer__ep *ep, const uint8_t *data, size_t len,
   if (!long_header) {
     if (!to_raw(ep, data, len, from,
                 (const struct sockaddr *)path->local.addr))
-      maybe_stateless_reset(ep, data, len, from);
+      maybe_stateless_reset(ep, data, len, local, from);
     return;
   }
   if (ep->listening && !ep->closing &&

@@ -544,7 +544,7 @@ int qpeer__stream_close(qpeer_stream_t *s) {
       st->local_reset = 1;
       st->reset_code = 0;
     }
-    if (can_recv(st) && !st->fin_received) {
+    if (can_recv(st) && !st->fin_received && !st->stop_pending) {
       st->stop_pending = 1;
       st->stop_code = 0;
     }
