@@ -21,8 +21,12 @@ extern "C" {
 #include "qpeer/ticket.h"
 #include "qpeer/candidate.h"
 #include "qpeer/punch.h"
-#include "qpeer/bootstrap.h"
+#include "qpeer/gather.h"
 #include "qpeer/masque.h"
+#include "qpeer/portmap.h"
+#include "qpeer/stun.h"
+#include "qpeer/netcheck.h"
+#include "qpeer/bootstrap.h"
 
 #ifdef __cplusplus
 }

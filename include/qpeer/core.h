@@ -38,6 +38,7 @@ typedef enum {
   QPEER_STUN,
   QPEER_NETCHECK,
   QPEER_PUNCH,
+  QPEER_GATHER,
   QPEER_REQ_TYPE_MAX
 } qpeer_req_type;
 

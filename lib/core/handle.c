@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "nat/portmap.h"
 #include "quic/handles.h"
 
 void qpeer__handle_init(qpeer_handle_t *h, uv_loop_t *loop,
@@ -30,6 +31,8 @@ int qpeer_close(qpeer_handle_t *h, qpeer_close_cb cb) {
     return qpeer__conn_close((qpeer_conn_t *)h);
   case QPEER_STREAM:
     return qpeer__stream_close((qpeer_stream_t *)h);
+  case QPEER_PORTMAP:
+    return qpeer__portmap_close((qpeer_portmap_t *)h);
   default:
     h->flags &= ~(unsigned)QPEER__HANDLE_CLOSING;
     return UV_EINVAL;
@@ -48,6 +51,8 @@ const char *qpeer_handle_type_name(qpeer_handle_type type) {
     return "conn";
   case QPEER_STREAM:
     return "stream";
+  case QPEER_PORTMAP:
+    return "portmap";
   default:
     return "unknown";
   }

@@ -35,7 +35,9 @@ void qpeer__defer_init(qpeer__defer *d, void (*run)(qpeer__defer *d)) {
 }
 
 void qpeer__defer_push(qpeer__ep *ep, qpeer__defer *d) {
-  if (qpeer__list_linked(&d->link))
+  /* Once the endpoint's idle handle is closing nothing may run any more:
+   * its state is about to be freed. */
+  if (qpeer__list_linked(&d->link) || ep->idle_closing)
     return;
   qpeer__list_insert_tail(&ep->defer_q, &d->link);
   uv_idle_start(&ep->defer_idle, on_idle);

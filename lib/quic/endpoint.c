@@ -114,6 +114,8 @@ static void ep_free(qpeer__ep *ep) {
   qpeer__free(ep);
 }
 
+static void free_after_failed_init(uv_handle_t *h) { ep_free(h->data); }
+
 int qpeer_endpoint_init_versioned(uv_loop_t *loop, qpeer_endpoint_t *h,
                                   int version,
                                   const qpeer_endpoint_options_t *opts) {
@@ -182,11 +184,13 @@ int qpeer_endpoint_init_versioned(uv_loop_t *loop, qpeer_endpoint_t *h,
                       opts ? opts->ipv6_only : 0,
                       opts ? opts->disable_gso : 0);
   if (r != 0) {
-    /* The idle handle exists: close it, then free the state. */
+    /* The idle handle exists: the state is freed once it has closed, on a
+     * later loop iteration (never a nested uv_run). */
     ep->defer_idle.data = ep;
-    uv_close((uv_handle_t *)&ep->defer_idle, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    goto fail;
+    ep->idle_closing = 1;
+    uv_close((uv_handle_t *)&ep->defer_idle, free_after_failed_init);
+    h->impl = NULL;
+    return r;
   }
   ep->udp.on_recv = on_udp_recv;
   ep->udp.on_batch_end = on_batch_end;
@@ -791,6 +795,7 @@ static void finish_close(qpeer__defer *d) {
   if (ep->nconns > 0)
     return; /* The last connection re-queues this task. */
   ep->pending_closes = 2;
+  ep->idle_closing = 1;
   ep->defer_idle.data = ep;
   qpeer__udp_close(&ep->udp, on_udp_closed);
   uv_close((uv_handle_t *)&ep->defer_idle, on_idle_closed);

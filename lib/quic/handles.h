@@ -102,6 +102,7 @@ struct qpeer__ep {
   qpeer_endpoint_stats_t stats;    /* counters */
   int closing;                     /* qpeer_close was called */
   int pending_closes;              /* child closes still outstanding */
+  int idle_closing;                /* defer_idle is closing: no pushes */
   qpeer__defer close_task;         /* finishes closing */
   int in_dispatch;                 /* inside the receive batch */
   uint8_t *txbuf;                  /* TX_BATCH * MAX_PKT send buffer */

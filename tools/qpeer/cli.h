@@ -15,5 +15,6 @@ int cli_load_identity(const char *path, int create, qpeer_identity_t **pid);
 int cmd_id(int argc, char **argv);
 int cmd_pipe(int argc, char **argv);
 int cmd_ticket(int argc, char **argv);
+int cmd_netcheck(int argc, char **argv);
 
 #endif

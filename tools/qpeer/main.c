@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * qpeer: command-line tool. Subcommands: id (identities), pipe (netcat
- * over QUIC), ticket (show what a ticket holds).
+ * over QUIC), ticket (show what a ticket holds), netcheck (netcheck.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +21,8 @@ static void usage(FILE *f) {
           "  pipe listen       wait for a peer and pipe stdin/stdout to it\n"
           "  pipe connect T    dial the peer in ticket T, pipe stdin/stdout\n"
           "  ticket show T     print what ticket T contains\n"
+          "  netcheck          survey this network's UDP, NAT and STUN "
+          "behaviour\n"
           "  version           print the library version\n"
           "\n"
           "Run 'qpeer <command> --help' for a command's options.\n");
@@ -170,6 +172,8 @@ int main(int argc, char **argv) {
     return cmd_pipe(argc - 1, argv + 1);
   if (!strcmp(argv[1], "ticket"))
     return cmd_ticket(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "netcheck"))
+    return cmd_netcheck(argc - 1, argv + 1);
   fprintf(stderr, "qpeer: unknown command '%s' (try 'qpeer --help')\n",
           argv[1]);
   return 2;
