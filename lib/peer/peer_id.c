@@ -10,6 +10,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "core/base32.h"
 #include "internal.h"
 
 /* The version character that opens every v1 text form. */
@@ -35,19 +36,7 @@ _Static_assert(1 + PEER_ID_B32_LEN == QPEER_PEER_ID_TEXT_LEN,
                "text form is the version character plus base32");
 _Static_assert(PEER_ID_PAD_BITS == 3, "34 bytes leave 3 padding bits");
 
-static const char b32_alphabet[32] = "abcdefghijklmnopqrstuvwxyz234567";
 
-/* b32_value returns the 5-bit value of base32 character |c| in either case,
- * or -1 when |c| is not in the alphabet. Locale-independent on purpose. */
-static int b32_value(unsigned char c) {
-  if (c >= 'a' && c <= 'z')
-    return c - 'a';
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= '2' && c <= '7')
-    return 26 + (c - '2');
-  return -1;
-}
 
 /* peer_id_checksum writes the first PEER_ID_CHECK_LEN bytes of
  * SHA-256(PEER_ID_CHECK_TAG || key) into |out|. Returns 0 or QPEER_ETLS. */
@@ -69,10 +58,7 @@ static int peer_id_checksum(uint8_t out[PEER_ID_CHECK_LEN],
 int qpeer_peer_id_parse(qpeer_peer_id_t *ppid, const char *text) {
   uint8_t raw[PEER_ID_RAW_LEN];
   uint8_t check[PEER_ID_CHECK_LEN];
-  uint32_t acc = 0; /* bit accumulator, at most 12 bits in use */
-  unsigned int nbits = 0;
-  size_t i, n = 0;
-  int v, r;
+  int r;
 
   if (!ppid || !text)
     return UV_EINVAL;
@@ -82,21 +68,10 @@ int qpeer_peer_id_parse(qpeer_peer_id_t *ppid, const char *text) {
       text[0] != PEER_ID_VERSION_CHAR - 'a' + 'A')
     return QPEER_EBADPEERID;
 
-  for (i = 1; i < QPEER_PEER_ID_TEXT_LEN; i++) {
-    v = b32_value((unsigned char)text[i]);
-    if (v < 0)
-      return QPEER_EBADPEERID;
-    acc = (acc << 5) | (uint32_t)v;
-    nbits += 5;
-    if (nbits >= 8) {
-      nbits -= 8;
-      raw[n++] = (uint8_t)(acc >> nbits);
-      acc &= (1u << nbits) - 1;
-    }
-  }
   /* Exactly the padding bits are left over, and they must be zero so that
    * every peer ID has a single text form (modulo case). */
-  if (n != PEER_ID_RAW_LEN || nbits != PEER_ID_PAD_BITS || acc != 0)
+  if (qpeer__base32_decode(raw, sizeof(raw), text + 1,
+                           QPEER_PEER_ID_TEXT_LEN - 1) != PEER_ID_RAW_LEN)
     return QPEER_EBADPEERID;
 
   r = peer_id_checksum(check, raw);
@@ -111,9 +86,7 @@ int qpeer_peer_id_parse(qpeer_peer_id_t *ppid, const char *text) {
 
 int qpeer_peer_id_format(const qpeer_peer_id_t *pid, char *buf, size_t buflen) {
   uint8_t raw[PEER_ID_RAW_LEN];
-  uint32_t acc = 0; /* bit accumulator, at most 12 bits in use */
-  unsigned int nbits = 0;
-  size_t i, n = 0;
+  size_t n = 0;
   int r;
 
   if (!pid || !buf)
@@ -127,18 +100,7 @@ int qpeer_peer_id_format(const qpeer_peer_id_t *pid, char *buf, size_t buflen) {
     return r;
 
   buf[n++] = PEER_ID_VERSION_CHAR;
-  for (i = 0; i < PEER_ID_RAW_LEN; i++) {
-    acc = (acc << 8) | raw[i];
-    nbits += 8;
-    while (nbits >= 5) {
-      nbits -= 5;
-      buf[n++] = b32_alphabet[(acc >> nbits) & 31];
-    }
-    acc &= (1u << nbits) - 1;
-  }
-  /* The last character carries the remaining bits followed by zeros. */
-  if (nbits > 0)
-    buf[n++] = b32_alphabet[(acc << (5 - nbits)) & 31];
+  n += qpeer__base32_encode(buf + n, raw, PEER_ID_RAW_LEN);
   buf[n] = '\0';
   return (int)n;
 }

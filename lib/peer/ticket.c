@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/addr.h"
+#include "core/base32.h"
 #include "core/varint.h"
 #include "internal.h"
 #include "qpeer/ticket.h"
@@ -48,7 +49,6 @@ _Static_assert(QPEER_TICKET_TEXT_MAX ==
 _Static_assert(QPEER_TICKET_BIN_MAX <= QPEER_TICKET_DECODE_MAX,
                "the decoder accepts everything the encoder writes");
 
-static const char b32_alphabet[32] = "abcdefghijklmnopqrstuvwxyz234567";
 
 /* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78) of each nibble. */
 static const uint32_t crc32c_nibble[16] = {
@@ -69,17 +69,6 @@ static uint32_t crc32c(const uint8_t *p, size_t len) {
   return crc ^ 0xffffffffu;
 }
 
-/* b32_value returns the 5-bit value of base32 character |c| in either case,
- * or -1 when |c| is not in the alphabet. Locale-independent on purpose. */
-static int b32_value(unsigned char c) {
-  if (c >= 'a' && c <= 'z')
-    return c - 'a';
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= '2' && c <= '7')
-    return 26 + (c - '2');
-  return -1;
-}
 
 /* ascii_lower folds an ASCII upper-case letter to lower case. */
 static char ascii_lower(char c) {
@@ -583,9 +572,7 @@ int qpeer_ticket_decode_binary(qpeer_ticket_t *t, const uint8_t *buf,
 
 int qpeer_ticket_format(const qpeer_ticket_t *t, char *buf, size_t buflen) {
   uint8_t bin[QPEER_TICKET_BIN_MAX];
-  uint32_t acc = 0; /* bit accumulator, at most 12 bits in use */
-  unsigned int nbits = 0;
-  size_t i, n = 0;
+  size_t n;
   int binlen;
 
   if (!t || !buf)
@@ -598,31 +585,17 @@ int qpeer_ticket_format(const qpeer_ticket_t *t, char *buf, size_t buflen) {
       buf[0] = '\0';
     return UV_ENOBUFS;
   }
-
   memcpy(buf, TEXT_PREFIX, TEXT_PREFIX_LEN);
-  n = TEXT_PREFIX_LEN;
-  for (i = 0; i < (size_t)binlen; i++) {
-    acc = (acc << 8) | bin[i];
-    nbits += 8;
-    while (nbits >= 5) {
-      nbits -= 5;
-      buf[n++] = b32_alphabet[(acc >> nbits) & 31];
-    }
-    acc &= (1u << nbits) - 1;
-  }
-  /* The last character carries the remaining bits followed by zeros. */
-  if (nbits > 0)
-    buf[n++] = b32_alphabet[(acc << (5 - nbits)) & 31];
+  n = TEXT_PREFIX_LEN +
+      qpeer__base32_encode(buf + TEXT_PREFIX_LEN, bin, (size_t)binlen);
   buf[n] = '\0';
   return (int)n;
 }
 
 int qpeer_ticket_parse(qpeer_ticket_t *t, const char *text) {
   uint8_t bin[QPEER_TICKET_DECODE_MAX];
-  uint32_t acc = 0; /* bit accumulator, at most 12 bits in use */
-  unsigned int nbits = 0;
-  size_t len, i, n = 0;
-  int v;
+  size_t len;
+  long n;
 
   if (!t || !text)
     return UV_EINVAL;
@@ -635,22 +608,9 @@ int qpeer_ticket_parse(qpeer_ticket_t *t, const char *text) {
       !prefix_equal_nocase(text, TEXT_PREFIX, TEXT_PREFIX_LEN) ||
       len - TEXT_PREFIX_LEN > B32_LEN((size_t)QPEER_TICKET_DECODE_MAX))
     return QPEER_ETICKET;
-
-  for (i = TEXT_PREFIX_LEN; i < len; i++) {
-    v = b32_value((unsigned char)text[i]);
-    if (v < 0)
-      return QPEER_ETICKET;
-    acc = (acc << 5) | (uint32_t)v;
-    nbits += 5;
-    if (nbits >= 8) {
-      nbits -= 8;
-      bin[n++] = (uint8_t)(acc >> nbits);
-      acc &= (1u << nbits) - 1;
-    }
-  }
-  /* A whole character of leftover bits means a length no encoder makes;
-   * leftover bits must be zero so each ticket has one text form. */
-  if (nbits >= 5 || acc != 0)
+  n = qpeer__base32_decode(bin, sizeof(bin), text + TEXT_PREFIX_LEN,
+                           len - TEXT_PREFIX_LEN);
+  if (n < 0)
     return QPEER_ETICKET;
-  return qpeer_ticket_decode_binary(t, bin, n);
+  return qpeer_ticket_decode_binary(t, bin, (size_t)n);
 }
