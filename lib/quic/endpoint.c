@@ -96,8 +96,20 @@ static int load_server_cred(qpeer__ep *ep) {
   return 0;
 }
 
+/* Leaves every element of |l| unlinked (they belong to their owners). */
+static void unlink_all(qpeer__list *l) {
+  qpeer__list *e;
+  if (!l->next)
+    return;
+  while ((e = qpeer__list_head(l)) != NULL)
+    qpeer__list_remove(e);
+}
+
 static void ep_free(qpeer__ep *ep) {
   size_t i;
+  unlink_all(&ep->vifs);
+  unlink_all(&ep->stun_handlers);
+  unlink_all(&ep->raw_handlers);
   qpeer__cidmap_free(&ep->cids);
   if (ep->server_cred)
     gnutls_certificate_free_credentials(ep->server_cred);
