@@ -20,6 +20,19 @@ PIN(qpeer_connect_t, 72);
 PIN(qpeer_write_t, 168);
 PIN(qpeer_shutdown_t, 64);
 PIN(qpeer_peer_id_t, 32);
+PIN(qpeer_migrate_t, 320);
+PIN(qpeer_punch_t, 344);
+PIN(qpeer_gather_t, 13640);
+PIN(qpeer_stun_t, 736);
+PIN(qpeer_netcheck_t, 72);
+PIN(qpeer_tunnel_t, 80);
+PIN(qpeer_relay_bind_t, 80);
+PIN(qpeer_relay_t, 80);
+PIN(qpeer_portmap_t, 80);
+PIN(qpeer_candidate_t, 424);
+PIN(qpeer_ticket_t, 2448);
+PIN(qpeer_bootstrap_t, 56);
+PIN(qpeer_path_t, 256);
 
 int main(void) {
   printf("1 passed, 0 failed\n");
