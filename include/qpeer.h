@@ -27,6 +27,7 @@ extern "C" {
 #include "qpeer/stun.h"
 #include "qpeer/netcheck.h"
 #include "qpeer/bootstrap.h"
+#include "qpeer/peer.h"
 
 #ifdef __cplusplus
 }

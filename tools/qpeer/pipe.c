@@ -59,6 +59,19 @@ static struct {
   uint64_t t_start;                /* when the stream started (ns) */
   int stats, quiet, done, exit_code; /* flags and result */
   const char *ticket_file;         /* where to write the ticket */
+  /* relay (listen --relay) and peer connect (connect with a relay) */
+  int use_relay;                   /* listen: bound at a relay */
+  qpeer_relay_bind_t rbind;        /* the binding */
+  int bound;                       /* bound at least once */
+  struct sockaddr_storage relay_addr; /* the relay's address */
+  struct sockaddr_storage bound_addr; /* our public address there */
+  qpeer_peer_id_t relay_pin;       /* the relay's peer ID */
+  qpeer_ticket_t t;                /* listen: the ticket printed */
+  int peer_connect;                /* connect: via qpeer_peer_connect */
+  qpeer_peer_connect_t preq;       /* its request */
+  qpeer_conn_t pconn;              /* its connection */
+  qpeer_peer_advertise_t areq;     /* listen: advertisement */
+  unsigned peer_flags;             /* QPEER_PEER_ALLOW_* */
 } P;
 
 static void finish(int code);
@@ -316,11 +329,70 @@ static void on_stream(qpeer_conn_t *c, int status) {
     start_piping();
 }
 
+static int addr_eq(const struct sockaddr *a, const struct sockaddr *b) {
+  if (a->sa_family != b->sa_family)
+    return 0;
+  if (a->sa_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  if (a->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+  }
+  return 0;
+}
+
+/* Whether |p| goes through the relay: its remote is the relay address we
+ * dial (connect) or its local is our bound address (listen). */
+static int path_is_relay(const qpeer_path_t *p) {
+  if (P.peer_connect && P.preq.relay_path.remote.ss_family != AF_UNSPEC)
+    return addr_eq((const struct sockaddr *)&p->remote,
+                            (const struct sockaddr *)&P.preq.relay_path.remote);
+  if (P.use_relay && P.bound)
+    return addr_eq((const struct sockaddr *)&p->local,
+                            (const struct sockaddr *)&P.bound_addr);
+  return 0;
+}
+
+static void on_path(qpeer_conn_t *c, qpeer_path_reason reason,
+                    const qpeer_path_t *old_path,
+                    const qpeer_path_t *new_path) {
+  char a[QPEER_ADDR_STRLEN];
+  int was = path_is_relay(old_path), is = path_is_relay(new_path);
+  (void)c;
+  qpeer_addr_format((const struct sockaddr *)&new_path->remote, a, sizeof(a));
+  if (reason == QPEER_PATH_FAILED) {
+    fprintf(stderr, "path: %s -> %s %s failed validation\n",
+            was ? "relay" : "direct", is ? "relay" : "direct", a);
+    return;
+  }
+  if (P.peer_connect && reason == QPEER_PATH_MIGRATED && !is &&
+      P.preq.punch_started_ms)
+    fprintf(stderr, "path: %s -> direct %s (validated in %llu ms)\n",
+            was ? "relay" : "direct", a,
+            (unsigned long long)(uv_now(P.loop) - P.preq.punch_started_ms));
+  else
+    fprintf(stderr, "path: %s -> %s %s (%s)\n", was ? "relay" : "direct",
+            is ? "relay" : "direct", a,
+            reason == QPEER_PATH_PEER_MOVED ? "peer moved" : "migrated");
+}
+
+static void on_advertised(qpeer_peer_advertise_t *req, int status) {
+  if (!P.quiet && status == 0)
+    fprintf(stderr, "qpeer: advertised %zu candidates\n", req->ncands);
+  else if (status != 0 && status != UV_ECANCELED)
+    cli_fail("advertise", status);
+}
+
 static void set_conn_callbacks(qpeer_conn_t *c) {
   qpeer_conn_callbacks_t cbs;
   memset(&cbs, 0, sizeof(cbs));
   cbs.on_closed = on_closed;
   cbs.on_stream = on_stream;
+  cbs.on_path = on_path;
   qpeer_conn_set_callbacks(c, &cbs);
 }
 
@@ -355,6 +427,33 @@ static void on_connection(qpeer_endpoint_t *ep, int status) {
   P.active = &P.conn;
   set_conn_callbacks(&P.conn);
   report_peer(&P.conn, "connected by");
+  if (P.use_relay) {
+    int r = qpeer_peer_advertise(&P.areq, &P.conn, NULL, 0, P.peer_flags,
+                                 on_advertised);
+    if (r != 0)
+      cli_fail("advertise", r);
+  }
+}
+
+static void on_peer_connect(qpeer_peer_connect_t *req, int status) {
+  int r;
+  if (status != 0) {
+    cli_fail("connect", status);
+    finish(1);
+    return;
+  }
+  P.active = req->conn;
+  set_conn_callbacks(req->conn);
+  report_peer(req->conn, req->via_relay ? "connected (via relay) to"
+                                        : "connected to");
+  if (!P.quiet)
+    fprintf(stderr, "path: %s\n", req->via_relay ? "relay" : "direct");
+  if ((r = qpeer_stream_open(req->conn, &P.st, QPEER_STREAM_BIDI)) != 0) {
+    cli_fail("stream", r);
+    finish(1);
+    return;
+  }
+  start_piping();
 }
 
 static void on_connect(qpeer_connect_t *req, int status) {
@@ -403,6 +502,10 @@ static void finish(int code) {
     print_stats();
   if (P.have_stream)
     qpeer_close((qpeer_handle_t *)&P.st, on_handle_closed);
+  if (P.peer_connect)
+    qpeer_peer_connect_stop(&P.preq);
+  if (P.use_relay)
+    qpeer_relay_bind_close(&P.rbind, on_handle_closed);
   if (P.active) {
     if (code == 0)
       qpeer_conn_shutdown(P.active, 0, "done");
@@ -458,16 +561,80 @@ static int add_interface_addrs(qpeer_ticket_t *t, uint16_t port, int family) {
   return 0;
 }
 
+static int is_loopback(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) ==
+           127;
+  return a->ss_family == AF_INET6 &&
+         IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+static int print_ticket(void) {
+  static char text[QPEER_TICKET_STRLEN_MAX];
+  int r;
+  if ((r = qpeer_ticket_format(&P.t, text, sizeof(text))) < 0)
+    return cli_fail("ticket", r);
+  if (!P.quiet)
+    fprintf(stderr, "qpeer: listening; give this ticket to the peer:\n");
+  fprintf(stderr, "%s\n", text);
+  if (P.ticket_file) {
+    FILE *f = fopen(P.ticket_file, "w");
+    if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0)
+      return cli_fail(P.ticket_file, UV_EIO);
+  }
+  return 0;
+}
+
+/* The relay binding came up (again) or was lost. The first success puts
+ * the public address in the ticket and prints it. */
+static void on_bound(qpeer_relay_bind_t *b, int status,
+                     const struct sockaddr_storage *addrs, size_t n) {
+  char a[QPEER_ADDR_STRLEN];
+  (void)b;
+  if (status != 0) {
+    cli_fail("relay binding", status);
+    if (!P.bound && (status == QPEER_EREFUSED || status == QPEER_EPEERID ||
+                     status == QPEER_ECERT || status == QPEER_EUNSUPPORTED ||
+                     status == QPEER_ERELAY))
+      finish(1);
+    return;
+  }
+  if (n == 0)
+    return;
+  qpeer_addr_format((const struct sockaddr *)&addrs[0], a, sizeof(a));
+  if (P.bound) {
+    if (!P.quiet)
+      fprintf(stderr, "qpeer: relay address now %s\n", a);
+    P.bound_addr = addrs[0];
+    return;
+  }
+  P.bound = 1;
+  P.bound_addr = addrs[0];
+  if (!P.quiet)
+    fprintf(stderr, "qpeer: bound at relay as %s\n", a);
+  if (qpeer_ticket_add_typed_addr(&P.t, (const struct sockaddr *)&addrs[0],
+                                  QPEER_TICKET_ADDR_RELAY) != 0 ||
+      print_ticket() != 0)
+    finish(1);
+}
+
 static void usage_pipe(FILE *f) {
   fprintf(f,
           "usage: qpeer pipe listen [--bind ADDR:PORT] [--allow PEERID]... "
           "[--ticket-file FILE]\n"
+          "         [--relay ADDR:PORT --relay-pin PEERID "
+          "[--relay-token TOKEN] [--no-direct]]\n"
           "       qpeer pipe connect TICKET [--bind ADDR:PORT]\n"
           "common options: --key FILE  --stats  --quiet\n"
           "listen prints a ticket on stderr (and to --ticket-file), waits "
           "for\nthe first allowed peer, then copies stdin to it and its data "
           "to stdout.\nconnect dials the ticket's addresses, checks the "
-          "peer ID, and does the same.\n");
+          "peer ID, and does the same.\n"
+          "With --relay the listener binds at a qpeer-relay, puts its public "
+          "address\nthere in the ticket (--no-direct: only that one) and "
+          "advertises its\ncandidates to each peer; connect then races the "
+          "relay and direct paths,\nupgrades to direct by hole punching and "
+          "prints every path change.\n");
 }
 
 int cmd_pipe(int argc, char **argv) {
@@ -477,7 +644,8 @@ int cmd_pipe(int argc, char **argv) {
   struct sockaddr_storage bind_addr;
   const char *key = cli_default_key(), *ticket_text = NULL;
   const char *alpn[] = {ALPN};
-  int have_bind = 0, i, r;
+  int have_bind = 0, have_pin = 0, no_direct = 0, i, r;
+  const char *relay_text = NULL, *relay_token = NULL;
   uv_loop_t *loop = uv_default_loop();
 
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -517,6 +685,19 @@ int cmd_pipe(int argc, char **argv) {
       }
       if ((r = qpeer_peer_id_parse(&allow[nallow++], argv[++i])) != 0)
         return cli_fail("--allow", r);
+    } else if (!strcmp(argv[i], "--relay") && i + 1 < argc && P.listening) {
+      relay_text = argv[++i];
+      if ((r = qpeer_addr_parse(&P.relay_addr, relay_text)) != 0)
+        return cli_fail("--relay (ADDR:PORT)", r);
+      P.use_relay = 1;
+    } else if (!strcmp(argv[i], "--relay-pin") && i + 1 < argc) {
+      if ((r = qpeer_peer_id_parse(&P.relay_pin, argv[++i])) != 0)
+        return cli_fail("--relay-pin", r);
+      have_pin = 1;
+    } else if (!strcmp(argv[i], "--no-direct") && P.listening) {
+      no_direct = 1;
+    } else if (!strcmp(argv[i], "--relay-token") && i + 1 < argc) {
+      relay_token = argv[++i];
     } else if (!strcmp(argv[i], "--ticket-file") && i + 1 < argc) {
       P.ticket_file = argv[++i];
     } else if (!strcmp(argv[i], "--stats")) {
@@ -527,6 +708,10 @@ int cmd_pipe(int argc, char **argv) {
       fprintf(stderr, "qpeer: pipe: unexpected argument '%s'\n", argv[i]);
       return 2;
     }
+  }
+  if (P.use_relay && !have_pin) {
+    fprintf(stderr, "qpeer: pipe: --relay needs --relay-pin PEERID\n");
+    return 2;
   }
   if ((r = cli_load_identity(key, 1, &P.id)) != 0)
     return cli_fail(key, r);
@@ -540,9 +725,7 @@ int cmd_pipe(int argc, char **argv) {
 
   if (P.listening) {
     qpeer_listen_options_t lo;
-    qpeer_ticket_t t;
     struct sockaddr_storage local;
-    static char text[QPEER_TICKET_STRLEN_MAX];
     qpeer_listen_options_default(&lo);
     lo.alpn = alpn;
     lo.nalpn = 1;
@@ -551,27 +734,43 @@ int cmd_pipe(int argc, char **argv) {
     if ((r = qpeer_endpoint_listen(&P.ep, &lo, on_connection)) != 0)
       return cli_fail("listen", r);
     qpeer_endpoint_get_local_addr(&P.ep, &local);
-    qpeer_ticket_init(&t);
-    t.peer_id = *qpeer_identity_get_peer_id(P.id);
-    if (!addr_is_any(&local))
-      qpeer_ticket_add_typed_addr(&t, (struct sockaddr *)&local,
+    qpeer_ticket_init(&P.t);
+    P.t.peer_id = *qpeer_identity_get_peer_id(P.id);
+    if (no_direct && !P.use_relay) {
+      fprintf(stderr, "qpeer: pipe: --no-direct needs --relay\n");
+      return 2;
+    }
+    if (no_direct)
+      ; /* host addresses only reach the peer in-connection (advertised) */
+    else if (!addr_is_any(&local))
+      qpeer_ticket_add_typed_addr(&P.t, (struct sockaddr *)&local,
                                   QPEER_TICKET_ADDR_HOST);
     else
-      add_interface_addrs(&t,
+      add_interface_addrs(&P.t,
                           ntohs(local.ss_family == AF_INET
                                     ? ((struct sockaddr_in *)&local)->sin_port
                                     : ((struct sockaddr_in6 *)&local)
                                           ->sin6_port),
                           local.ss_family == AF_INET ? AF_INET : AF_UNSPEC);
-    if ((r = qpeer_ticket_format(&t, text, sizeof(text))) < 0)
-      return cli_fail("ticket", r);
-    if (!P.quiet)
-      fprintf(stderr, "qpeer: listening; give this ticket to the peer:\n");
-    fprintf(stderr, "%s\n", text);
-    if (P.ticket_file) {
-      FILE *f = fopen(P.ticket_file, "w");
-      if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0)
-        return cli_fail(P.ticket_file, UV_EIO);
+    if (is_loopback(&local))
+      P.peer_flags |= QPEER_PEER_ALLOW_LOOPBACK;
+    if (P.use_relay) {
+      qpeer_masque_options_t mo;
+      char url[QPEER_TICKET_URL_MAX];
+      snprintf(url, sizeof(url), "https://%s", relay_text);
+      if ((r = qpeer_ticket_add_relay(&P.t, url, QPEER_TICKET_AUTH_PIN,
+                                      &P.relay_pin)) != 0)
+        return cli_fail("--relay (ticket URL)", r);
+      qpeer_masque_options_default(&mo);
+      mo.proxy = (struct sockaddr *)&P.relay_addr;
+      mo.auth = QPEER_AUTH_PEER_ID;
+      mo.peer_id = &P.relay_pin;
+      mo.bearer_token = relay_token;
+      if ((r = qpeer_relay_bind_init(&P.ep, &P.rbind, &mo)) != 0 ||
+          (r = qpeer_relay_bind_start(&P.rbind, on_bound)) != 0)
+        return cli_fail("relay bind", r);
+    } else if ((r = print_ticket()) != 0) {
+      return r;
     }
   } else {
     qpeer_ticket_t t;
@@ -579,6 +778,27 @@ int cmd_pipe(int argc, char **argv) {
     size_t k;
     if ((r = qpeer_ticket_parse(&t, ticket_text)) != 0)
       return cli_fail("ticket", r);
+    for (k = 0; k < t.naddrs; k++)
+      if (t.addrs[k].type == QPEER_TICKET_ADDR_RELAY)
+        P.peer_connect = 1;
+    if (P.peer_connect) {
+      qpeer_peer_connect_options_t po;
+      qpeer_peer_connect_options_default(&po);
+      po.alpn = alpn;
+      po.nalpn = 1;
+      for (k = 0; k < t.naddrs; k++)
+        if (is_loopback(&t.addrs[k].addr))
+          po.flags |= QPEER_PEER_ALLOW_LOOPBACK;
+      if ((r = qpeer_peer_connect(&P.preq, &P.ep, &P.pconn, &t, &po,
+                                  on_peer_connect)) != 0) {
+        P.peer_connect = 0;
+        qpeer_close((qpeer_handle_t *)&P.ep, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        qpeer_identity_unref(P.id);
+        return cli_fail("connect", r);
+      }
+      goto run;
+    }
     if (t.naddrs == 0) {
       fprintf(stderr, "qpeer: ticket has no direct address (relays come "
                       "with peer connect)\n");
@@ -608,6 +828,7 @@ int cmd_pipe(int argc, char **argv) {
       return cli_fail("connect", P.last_err);
     }
   }
+run:
   uv_run(loop, UV_RUN_DEFAULT);
   while (P.oq_head) {
     outbuf *b = P.oq_head;
