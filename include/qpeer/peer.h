@@ -127,8 +127,9 @@ QPEER_EXTERN int qpeer_peer_connect_versioned(
  * observed on this connection, STUN), calls qpeer_punch(), names the relay
  * path as fallback (qpeer_conn_set_fallback) and re-probes with backoff.
  * Path changes reach the application through the connection's on_path.
- * |req| stays in use until qpeer_peer_connect_stop(|req|) is called, which
- * the caller must do before closing |conn| (and may do at any time).
+ * |req| stays in use until qpeer_peer_connect_stop(|req|) is called or
+ * |conn| is closed (closing the connection ends the upgrade by itself;
+ * after that, qpeer_peer_connect_stop returns UV_EINVAL).
  *
  * Returns 0, UV_EINVAL (NULL argument, no ALPN, zero peer ID), UV_ENOMEM,
  * or QPEER_ENOPATH (the policy and ticket leave no path); then |cb| is

@@ -22,6 +22,7 @@ typedef struct gather_impl {
   qpeer_gather_options_t o;               /* options (arrays below) */
   struct sockaddr_storage stun_addrs[QPEER_GATHER_MAX_STUN]; /* copies */
   qpeer_stun_t stun[QPEER_GATHER_MAX_STUN]; /* STUN transactions */
+  qpeer_conn_t *conns[QPEER_GATHER_MAX_CONNS]; /* copies of o->conns */
   int stun_live[QPEER_GATHER_MAX_STUN];   /* transaction pending */
   size_t pending;                         /* STUN transactions pending */
   qpeer__candset set;                     /* what was found */
@@ -267,7 +268,10 @@ int qpeer_gather_versioned(qpeer_gather_t *g, qpeer_endpoint_t *ep,
     }
   }
   gi->o.stun_servers = NULL;
-  gi->o.conns = o->conns; /* read once, on the first tick */
+  /* The caller's array may be gone by the first tick: keep a copy. */
+  for (i = 0; i < o->nconns; i++)
+    gi->conns[i] = o->conns[i];
+  gi->o.conns = gi->conns;
   /* The host part runs on the next loop iteration, not inside this call. */
   uv_timer_start(&gi->timer, on_timer, 0, 0);
   return 0;

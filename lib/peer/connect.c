@@ -119,6 +119,7 @@ typedef struct pc_state {
   qpeer_punch_t punch;   /* punch request */
   int punching;          /* punch pending */
   uint32_t reprobes;     /* re-probes since the last upgrade */
+  qpeer__conn_observer obs; /* told when the connection's state goes */
 } pc_state;
 
 static qpeer__list states = {&states, &states}; /* live upgraders */
@@ -137,6 +138,7 @@ static void maybe_free(pc_state *s) {
   }
   if (qpeer__list_linked(&s->link))
     qpeer__list_remove(&s->link);
+  qpeer__conn_unobserve(&s->obs);
   alias_release(s->alias);
   s->alias = NULL;
   if (s->req)
@@ -237,6 +239,22 @@ static void on_stagger(uv_timer_t *t) {
 
 /* Moves the winner's connection state into the caller's handle, exactly
  * as qpeer_endpoint_accept() binds an accepted one. */
+/* The connection's state is going (closed by the user or the endpoint):
+ * stop the background upgrade; pending gather/punch callbacks free it. */
+static void on_conn_ended(qpeer__conn_observer *obs) {
+  pc_state *s = QPEER__CONTAINER_OF(obs, pc_state, obs);
+  s->stopped = 1;
+  if (s->req) {
+    s->req->impl = NULL;
+    s->req = NULL;
+  }
+  if (s->timer_open)
+    uv_timer_stop(&s->timer);
+  if (s->gathering)
+    qpeer_gather_cancel(&s->gather);
+  maybe_free(s);
+}
+
 static void adopt(pc_state *s, pc_attempt *a) {
   qpeer__conn *c = a->h.impl;
   void *data = s->user->data;
@@ -247,6 +265,9 @@ static void adopt(pc_state *s, pc_attempt *a) {
   a->h.impl = NULL;
   a->h.flags = 0;
   a->live = 0;
+  qpeer__list_init(&s->obs.link);
+  s->obs.ended = on_conn_ended;
+  qpeer__conn_observe(c, &s->obs);
 }
 
 static void on_attempt(qpeer_connect_t *r, int status) {
@@ -582,6 +603,7 @@ int qpeer_peer_connect_stop(qpeer_peer_connect_t *req) {
   }
   s->req = NULL;
   req->impl = NULL;
+  qpeer__conn_unobserve(&s->obs);
   if (qpeer__list_linked(&s->link))
     qpeer__list_remove(&s->link);
   if (s->gathering)

@@ -64,6 +64,7 @@ qpeer__conn *qpeer__conn_new(qpeer__ep *ep, int server) {
   qpeer__list_init(&c->streams);
   qpeer__list_init(&c->stream_accept_q);
   qpeer__list_init(&c->sendable);
+  qpeer__list_init(&c->observers);
   qpeer__defer_init(&c->free_task, free_task_run);
   qpeer__defer_init(&c->flush_task, flush_task_run);
   if (uv_timer_init(ep->loop, &c->timer) != 0) {
@@ -558,6 +559,12 @@ static void free_task_run(qpeer__defer *d) {
   qpeer__list *e;
   size_t i;
   qpeer__defer_cancel(&c->flush_task);
+  while ((e = qpeer__list_head(&c->observers)) != NULL) {
+    qpeer__conn_observer *obs =
+        QPEER__CONTAINER_OF(e, qpeer__conn_observer, link);
+    qpeer__list_remove(e);
+    obs->ended(obs);
+  }
   if (c->connect_req) {
     qpeer_connect_t *req = c->connect_req;
     c->connect_req = NULL;
@@ -610,6 +617,16 @@ static void free_task_run(qpeer__defer *d) {
   }
   c->timer_open = 0;
   uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+void qpeer__conn_observe(qpeer__conn *c, qpeer__conn_observer *obs) {
+  if (!qpeer__list_linked(&obs->link))
+    qpeer__list_insert_tail(&c->observers, &obs->link);
+}
+
+void qpeer__conn_unobserve(qpeer__conn_observer *obs) {
+  if (qpeer__list_linked(&obs->link))
+    qpeer__list_remove(&obs->link);
 }
 
 void qpeer__conn_schedule_free(qpeer__conn *c) {

@@ -26,6 +26,13 @@
 
 typedef struct qpeer__ep qpeer__ep;
 typedef struct qpeer__conn qpeer__conn;
+
+/* Told once, when a connection's state is released (whatever the cause),
+ * so modules that keep work attached to it can let go. */
+typedef struct qpeer__conn_observer {
+  qpeer__list link;                                 /* in conn->observers */
+  void (*ended)(struct qpeer__conn_observer *obs);  /* the notification */
+} qpeer__conn_observer;
 typedef struct qpeer__stream qpeer__stream;
 
 /* A deferred task run on a later loop iteration (never re-entrantly). */
@@ -149,6 +156,7 @@ struct qpeer__conn {
   struct qpeer__ctrl *ctrl;        /* control-stream state, or NULL */
   struct qpeer__trav *trav;        /* NAT-traversal state, or NULL */
   uint64_t last_rx;                /* when a packet last read cleanly (ns) */
+  qpeer__list observers;           /* qpeer__conn_observer list */
   int ctrl_offered;                /* our hello carried the extension */
   int ctrl_peer;                   /* the peer's hello carried it */
   int ctrl_started;                /* qpeer__ctrl_start ran */
@@ -286,6 +294,8 @@ void qpeer__conn_dispatch(qpeer__conn *c);
 void qpeer__conn_schedule_free(qpeer__conn *c);
 void qpeer__conn_update_timer(qpeer__conn *c);
 void qpeer__conn_schedule_flush(qpeer__conn *c);
+void qpeer__conn_observe(qpeer__conn *c, qpeer__conn_observer *obs);
+void qpeer__conn_unobserve(qpeer__conn_observer *obs);
 
 /* conn_read.c */
 int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
