@@ -23,6 +23,7 @@ enum { IDX_PCP = 0, IDX_NATPMP = 1, IDX_UPNP = 2, NPROTO = 3 };
 /* Where one protocol stands within an attempt. */
 enum {
   P_OFF = 0, /* not tried */
+  P_WAITING, /* UPnP: to be started if PCP and NAT-PMP do not answer */
   P_PENDING, /* probing (PCP: its MAP request is the probe) */
   P_USABLE,  /* the gateway answered the probe; a mapping can be asked */
   P_MAPPING, /* the mapping request is in flight */
@@ -367,6 +368,14 @@ static uint64_t grace_ms(const qpeer__pm *pm) {
   return QPEER__MIN((uint64_t)QPEER__PORTMAP_GRACE_MS, pm->timeout_ms / 4);
 }
 
+/* upnp_at is when UPnP discovery starts unless PCP or NAT-PMP answered
+ * first (SSDP is multicast, and a discovery in the thread pool cannot be
+ * stopped: the handle's close would wait for it). */
+static uint64_t upnp_at(const qpeer__pm *pm) {
+  return pm->attempt_start +
+         QPEER__MIN((uint64_t)QPEER__PORTMAP_UPNP_DELAY_MS, grace_ms(pm));
+}
+
 static int all_failed(const qpeer__pm *pm) {
   int i;
   for (i = 0; i < NPROTO; i++)
@@ -383,6 +392,8 @@ static void arm_attempt(qpeer__pm *pm) {
     at = now;
   else if (now < pm->attempt_start + grace_ms(pm))
     at = QPEER__MIN(at, pm->attempt_start + grace_ms(pm));
+  if (pm->ps[IDX_UPNP] == P_WAITING && now < upnp_at(pm))
+    at = QPEER__MIN(at, upnp_at(pm));
   uv_timer_start(&pm->t_attempt, on_attempt_timer, at > now ? at - now : 0, 0);
 }
 
@@ -406,6 +417,24 @@ static void abandon_above(qpeer__pm *pm, int idx) {
 
 static void attempt_end(qpeer__pm *pm);
 
+static int alive(int ps) { return ps != P_OFF && ps != P_FAILED; }
+
+/* maybe_start_upnp starts the deferred UPnP discovery once its delay has
+ * passed with neither PCP nor NAT-PMP usable, or at once when both are
+ * out. */
+static void maybe_start_upnp(qpeer__pm *pm) {
+  int pcp = pm->ps[IDX_PCP], pmp = pm->ps[IDX_NATPMP];
+  if (pm->ps[IDX_UPNP] != P_WAITING)
+    return;
+  if (alive(pcp) || alive(pmp)) {
+    if (now_ms(pm) < upnp_at(pm) || pcp == P_USABLE || pcp == P_MAPPING ||
+        pmp == P_USABLE || pmp == P_MAPPING)
+      return;
+  }
+  pm->tried |= QPEER_PORTMAP_UPNP;
+  pm->ps[IDX_UPNP] = start_upnp(pm) == 0 ? P_PENDING : P_FAILED;
+}
+
 /* maybe_advance moves the attempt on: the most preferred usable protocol
  * asks for the mapping once every protocol preferred to it has failed or
  * has had the grace period to answer. */
@@ -414,6 +443,7 @@ static void maybe_advance(qpeer__pm *pm) {
   int i, rv;
   if (pm->state != S_ATTEMPT)
     return;
+  maybe_start_upnp(pm);
   for (i = 0; i < NPROTO; i++)
     if (pm->ps[i] == P_MAPPING)
       return;
@@ -512,12 +542,18 @@ static void attempt_begin(qpeer__pm *pm) {
       int rv;
       if (!(pm->protocols & proto_bits[i]))
         continue;
-      pm->tried |= proto_bits[i];
       if (i == IDX_UPNP && pm->upnp) {
         /* A late AddPortMapping of the last attempt still runs. */
+        pm->tried |= proto_bits[i];
         pm->ps[i] = P_MAPPING;
         continue;
       }
+      if (i == IDX_UPNP &&
+          (alive(pm->ps[IDX_PCP]) || alive(pm->ps[IDX_NATPMP]))) {
+        pm->ps[i] = P_WAITING; /* see maybe_start_upnp() */
+        continue;
+      }
+      pm->tried |= proto_bits[i];
       if (i == IDX_PCP)
         rv = start_pcp(pm);
       else if (i == IDX_NATPMP)
@@ -620,7 +656,7 @@ static const struct sockaddr_storage *op_ext(const qpeer__pm *pm) {
   return pm->have_new_ext ? &pm->new_ext : &pm->info.external;
 }
 
-static uint16_t ext_port(const qpeer__pm *pm) {
+static uint16_t cur_ext_port(const qpeer__pm *pm) {
   return qpeer__addr_port((const struct sockaddr *)&pm->info.external);
 }
 
@@ -683,10 +719,10 @@ static void renew_failed(qpeer__pm *pm, int status) {
  * of a check / re-creation. */
 static uint64_t op_timeout(const qpeer__pm *pm) {
   uint64_t now = now_ms(pm);
-  if (pm->op == OP_RENEW && !pm->op_recreate && pm->expires_at > now + 1000)
-    return pm->expires_at - now;
   if (pm->op_recreate)
     return pm->timeout_ms;
+  if (pm->op == OP_RENEW && pm->expires_at)
+    return pm->expires_at > now + 1000 ? pm->expires_at - now : 1000;
   return QPEER__PORTMAP_CHECK_TIMEOUT_MS;
 }
 
@@ -827,7 +863,9 @@ static void on_pcp(qpeer__pcp *p, const qpeer__pcp_result *r) {
     pm->result_code = r->res.result;
   }
   pm->ps[IDX_PCP] = P_FAILED;
-  drop_pcp(pm, 0);
+  /* Unanswered: a reply may have been lost after the gateway granted the
+   * request, so delete (same nonce) rather than leave a mapping behind. */
+  drop_pcp(pm, r->status == UV_ETIMEDOUT);
   maybe_advance(pm);
 }
 
@@ -854,7 +892,8 @@ static void natpmp_mapped_result(qpeer__pm *pm, const qpeer__natpmp_result *r) {
         renew_failed(pm, UV_EIO);
       return;
     }
-    renew_done(pm, op_ext(pm), ext_port(pm), pm->info.lifetime, r->epoch, 0);
+    renew_done(pm, op_ext(pm), cur_ext_port(pm), pm->info.lifetime, r->epoch,
+               0);
     return;
   }
   renew_done(pm, op_ext(pm), r->external_port, r->lifetime, r->epoch,
@@ -928,7 +967,7 @@ static void upnp_mapped_result(qpeer__pm *pm, const qpeer__upnp_result *r) {
         renew_failed(pm, UV_EIO);
       return;
     }
-    renew_done(pm, op_ext(pm), ext_port(pm), pm->info.lifetime, 0, 0);
+    renew_done(pm, op_ext(pm), cur_ext_port(pm), pm->info.lifetime, 0, 0);
     return;
   }
   renew_done(pm, op_ext(pm), r->external_port, r->lease, 0, pm->op_recreate);

@@ -19,6 +19,9 @@
 /* How long a lower-priority protocol waits for a higher one that has not
  * answered yet (capped at a quarter of the attempt's deadline). */
 #define QPEER__PORTMAP_GRACE_MS 2000u
+/* UPnP discovery starts this long after PCP and NAT-PMP unless one of
+ * them answered (or at once when both failed); capped at the grace. */
+#define QPEER__PORTMAP_UPNP_DELAY_MS 250u
 /* Longest SSDP wait (capped at half the attempt's deadline). */
 #define QPEER__PORTMAP_SSDP_MS 2000u
 /* Deadline of one periodic check. */
