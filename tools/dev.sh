@@ -76,7 +76,7 @@ case "${1:-}" in
   demo)
     need_deps
     build build
-    exec "$here/examples/demo.sh" "$here/build"
+    exec "$here/examples/lab_demo.sh" "$here/build"
     ;;
   *)
     sed -n '3,8p' "$0" | sed 's/^# \{0,1\}//'

@@ -39,7 +39,7 @@
   XX(EH3, -9044, "HTTP/3 error")                                              \
   XX(ETICKET, -9045, "malformed or corrupted ticket")                         \
   XX(EMAPREFUSED, -9050, "the gateway refused the port mapping")              \
-  XX(ENOGATEWAY, -9051, "no default gateway to ask for a port mapping")     \
+  XX(ENOGATEWAY, -9051, "no default gateway to ask for a port mapping")      \
   XX(EBOOTSTRAP, -9070, "corrupted bootstrap cache file")
 
 typedef enum {

@@ -71,7 +71,8 @@ static int check_hostname(const char *h, size_t n) {
       return -1;
     }
   }
-  return h[n - 1] == '-' ? -1 : 0;
+  /* "a.." leaves an empty last label once the final dot is stripped. */
+  return label == 0 || h[n - 1] == '-' ? -1 : 0;
 }
 
 /* Nonzero if the last label of |h| (ignoring one final dot) is all digits,

@@ -126,6 +126,8 @@ static void gather_host(gather_impl *gi) {
 
 /* ---- reflexive, mapped and relay candidates ---------------------------------------- */
 
+static void on_timer(uv_timer_t *t);
+
 static void on_stun(qpeer_stun_t *req, int status) {
   gather_impl *gi = req->data;
   size_t i = (size_t)(req - gi->stun);
@@ -141,11 +143,15 @@ static void on_stun(qpeer_stun_t *req, int status) {
                          QPEER_CANDIDATE_SRC_STUN, 0) == 0)
       publish(gi, &c);
   }
-  if (gi->ending || gi->pending == 0) {
+  /* Before the first tick the host candidates are not in yet: the tick
+   * finishes then. */
+  if (gi->started && (gi->ending || gi->pending == 0)) {
     gi->ending = 1;
     if (!gi->final_status)
       gi->final_status = UV_EOF;
     finish(gi);
+  } else if (gi->ending && gi->pending == 0) {
+    uv_timer_start(&gi->timer, on_timer, 0, 0);
   }
 }
 

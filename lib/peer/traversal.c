@@ -154,6 +154,8 @@ static void client_step(qpeer__trav *t) {
   for (rounds = 0; rounds < 256; rounds++) {
     switch (qpeer__punch_sched_next_action(&t->sched, now_ns(), &a)) {
     case QPEER__PUNCH_SEND_PUNCH_ME_NOW:
+      QPEER__LOG_DEBUG("punch: PUNCH_ME_NOW pair %d round %llu", a.pair,
+                       (unsigned long long)a.round);
       memset(&m, 0, sizeof(m));
       m.kind = QPEER__TRAV_PUNCH_ME_NOW;
       m.seq = a.remote_seq;
@@ -166,8 +168,16 @@ static void client_step(qpeer__trav *t) {
       send_probe(t, (const struct sockaddr *)&a.remote);
       continue;
     case QPEER__PUNCH_START_VALIDATION:
+      QPEER__LOG_DEBUG("punch: validating pair %d", a.pair);
       /* Direct paths leave from the socket; the scheduler's "local" is
        * the candidate base, which the socket serves. */
+      /* The scheduler's validation deadline can pass while ngtcp2 still
+       * probes the previous pair: the scheduler has written that pair off,
+       * so replace it (ngtcp2 aborts the running validation). */
+      if (t->c->migrate_req == &t->mreq) {
+        t->c->migrate_req = NULL;
+        t->c->migrate_done = 0;
+      }
       t->mpair = a.pair;
       t->mreq.data = t;
       r = qpeer_conn_migrate(&t->mreq, t->c->handle, NULL,
@@ -178,6 +188,8 @@ static void client_step(qpeer__trav *t) {
         qpeer__punch_sched_on_validation_result(&t->sched, a.pair, 1,
                                                 now_ns());
       } else if (r != 0) {
+        QPEER__LOG_DEBUG("punch: validation of pair %d not started: %s",
+                         a.pair, qpeer_err_name(r));
         t->mpair = -1;
         qpeer__punch_sched_on_validation_result(&t->sched, a.pair, 0,
                                                 now_ns());
@@ -187,6 +199,7 @@ static void client_step(qpeer__trav *t) {
       arm(t, a.at);
       return;
     case QPEER__PUNCH_DONE:
+      QPEER__LOG_DEBUG("punch: done, %s", a.ok ? "validated" : "failed");
       finish(t, a.ok ? 0 : QPEER_ENOPATH);
       return;
     case QPEER__PUNCH_IDLE:

@@ -164,7 +164,7 @@ static void test_connect_udp_expand_bad_templates(void **state) {
 static void test_connect_udp_expand_bad_values(void **state) {
   static const char *const bad_hosts[] = {
       "",         "[]",           "fe80::1%eth0", "bad host",    "bad!host",
-      "a..b",     "-a.example",   "a-.example",   "192.0.2.256", "1.2.3",
+      "a..b",     "a..","-a.example",   "a-.example",   "192.0.2.256", "1.2.3",
       "01.2.3.4", "2001:db8:::1", "[::1",         "\x01",        "h\xc3\xa9",
       ".",        "a/b",          "a%2Fb",
   };

@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * qpeer-relay-bench: the MASQUE relay figures of issue 4, measured in one
+ * run on loopback (doc/relay.md, "Lab and benchmark results").
+ *   bulk   BYTES over one stream from a client to a "camera" endpoint,
+ *          first directly, then through a qpeer_relay_t binding (client ->
+ *          relay's bound public address -> camera over HTTP/3 DATAGRAMs);
+ *          prints both, their ratio, and the relay's CPU seconds per GiB
+ *          relayed (getrusage of the relay process).
+ *   idle   relay RSS growth over N idle bound clients (each its own
+ *          endpoint and relay connection), measured by the relay itself.
+ * The relay runs in a forked process with its own loop; camera and client
+ * each run on their own thread/loop in the parent.
+ * Usage: qpeer-relay-bench [--bytes N] [--binds N] [--only bulk|idle]
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "qpeer.h"
+
+static const char *alpn[] = {"qpeer-bench"};
+
+static double now_s(void) { return (double)uv_hrtime() / 1e9; }
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long v = -1;
+  if (!f)
+    return -1;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+      break;
+  fclose(f);
+  return v;
+}
+
+static void die(const char *what, int r) {
+  fprintf(stderr, "qpeer-relay-bench: %s: %s\n", what, qpeer_strerror(r));
+  exit(1);
+}
+
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static void free_cb(qpeer_handle_t *h) { free(h->data); }
+
+/* ---- relay process ------------------------------------------------------ */
+
+/* What the relay process reports on request. */
+typedef struct report {
+  double cpu_s; /* user + system CPU seconds so far */
+  long rss_kib; /* VmRSS */
+  qpeer_relay_stats_t st; /* relay counters (read unlocked: approximate) */
+} report;
+
+static struct {
+  uv_loop_t loop;
+  qpeer_endpoint_t ep;
+  qpeer_relay_t relay;
+  int cmd_fd, out_fd;
+} R;
+
+static void r_on_connection(qpeer_endpoint_t *ep, int status) {
+  if (status != 0)
+    return;
+  while (qpeer_relay_accept(&R.relay, ep) == 0) {
+  }
+}
+
+/* Answers 'r' (report) on the command pipe; EOF or 'q' ends the process. */
+static void *r_cmd_thread(void *arg) {
+  char c;
+  (void)arg;
+  while (read(R.cmd_fd, &c, 1) == 1 && c == 'r') {
+    struct rusage ru;
+    report rep;
+    getrusage(RUSAGE_SELF, &ru);
+    rep.cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    rep.rss_kib = rss_kib();
+    qpeer_relay_get_stats(&R.relay, &rep.st);
+    if (write(R.out_fd, &rep, sizeof(rep)) != sizeof(rep))
+      break;
+  }
+  _exit(0);
+  return NULL;
+}
+
+static void relay_main(int cmd_fd, int out_fd) {
+  static const char *const h3[] = {QPEER_MASQUE_ALPN};
+  qpeer_endpoint_options_t eo;
+  qpeer_listen_options_t lo;
+  qpeer_relay_options_t ro;
+  struct sockaddr_storage b, local, bindaddr;
+  const struct sockaddr *bas[1];
+  pthread_t th;
+  int r;
+  raise_nofile();
+  R.cmd_fd = cmd_fd;
+  R.out_fd = out_fd;
+  uv_loop_init(&R.loop);
+  qpeer_endpoint_options_default(&eo);
+  qpeer_addr_parse(&b, "127.0.0.1:0");
+  eo.bind_addr = (struct sockaddr *)&b;
+  eo.retry_mode = QPEER_RETRY_NEVER;
+  eo.max_connections = 100000;
+  eo.max_datagram_frame_size = 1500;
+  eo.idle_timeout_ms = 120000;
+  if ((r = qpeer_endpoint_init(&R.loop, &R.ep, &eo)) != 0)
+    die("relay endpoint", r);
+  qpeer_relay_options_default(&ro);
+  qpeer_addr_parse(&bindaddr, "127.0.0.1:0");
+  bas[0] = (struct sockaddr *)&bindaddr;
+  ro.bind_addrs = bas;
+  ro.nbind_addrs = 1;
+  ro.allow_anonymous = 1;
+  ro.allow_targets = QPEER_RELAY_ALLOW_LOOPBACK | QPEER_RELAY_ALLOW_OWN;
+  ro.max_binds_per_client = 100000;
+  ro.max_binds = 100000;
+  ro.max_tunnels_per_client = 100000;
+  ro.max_tunnels = 100000;
+  if ((r = qpeer_relay_init(&R.loop, &R.relay, &ro)) != 0)
+    die("relay init", r);
+  qpeer_listen_options_default(&lo);
+  lo.alpn = h3;
+  lo.nalpn = 1;
+  lo.backlog = 4096;
+  if ((r = qpeer_endpoint_listen(&R.ep, &lo, r_on_connection)) != 0)
+    die("relay listen", r);
+  qpeer_endpoint_get_local_addr(&R.ep, &local);
+  if (write(out_fd, &local, sizeof(local)) != sizeof(local) ||
+      write(out_fd, qpeer_identity_get_peer_id(
+                        qpeer_endpoint_get_identity(&R.ep)),
+            sizeof(qpeer_peer_id_t)) != sizeof(qpeer_peer_id_t))
+    _exit(1);
+  pthread_create(&th, NULL, r_cmd_thread, NULL);
+  uv_run(&R.loop, UV_RUN_DEFAULT);
+  _exit(0);
+}
+
+typedef struct relay_proc {
+  pid_t pid;
+  int cmd, out;
+  struct sockaddr_storage addr;
+  qpeer_peer_id_t rpid;
+} relay_proc;
+
+static void relay_spawn(relay_proc *rp) {
+  int a[2], o[2];
+  if (pipe(a) != 0 || pipe(o) != 0)
+    die("pipe", UV_EIO);
+  rp->pid = fork();
+  if (rp->pid == 0) {
+    close(a[1]);
+    close(o[0]);
+    relay_main(a[0], o[1]);
+  }
+  close(a[0]);
+  close(o[1]);
+  rp->cmd = a[1];
+  rp->out = o[0];
+  if (read(rp->out, &rp->addr, sizeof(rp->addr)) != sizeof(rp->addr) ||
+      read(rp->out, &rp->rpid, sizeof(rp->rpid)) != sizeof(rp->rpid))
+    die("relay process", UV_EIO);
+}
+
+static report relay_report(relay_proc *rp) {
+  report rep;
+  if (write(rp->cmd, "r", 1) != 1 ||
+      read(rp->out, &rep, sizeof(rep)) != sizeof(rep))
+    die("relay report", UV_EIO);
+  return rep;
+}
+
+static void relay_end(relay_proc *rp) {
+  if (write(rp->cmd, "q", 1) != 1) {
+  }
+  close(rp->cmd);
+  close(rp->out);
+  waitpid(rp->pid, NULL, 0);
+}
+
+static void masque_opts(qpeer_masque_options_t *mo, relay_proc *rp) {
+  qpeer_masque_options_default(mo);
+  mo->proxy = (struct sockaddr *)&rp->addr;
+  mo->auth = QPEER_AUTH_PEER_ID;
+  mo->peer_id = &rp->rpid;
+}
+
+/* ---- camera thread: listens directly and through its relay binding ----- */
+
+typedef struct camera {
+  uv_loop_t loop;
+  qpeer_endpoint_t ep;
+  qpeer_relay_bind_t bind;
+  uv_async_t stop;
+  struct sockaddr_storage direct; /* its socket address */
+  struct sockaddr_storage pub;    /* its public address at the relay */
+  qpeer_peer_id_t pid;
+  relay_proc *rp;
+  uint64_t received;
+  pthread_t thread;
+  uv_sem_t ready;
+  int status;
+} camera;
+
+typedef struct cconn {
+  qpeer_conn_t c;
+  qpeer_stream_t s;
+  camera *cam;
+} cconn;
+
+static void c_read(qpeer_stream_t *s, ssize_t n, const uint8_t *d) {
+  cconn *cc = s->data;
+  (void)d;
+  if (n > 0)
+    cc->cam->received += (uint64_t)n;
+}
+
+static void c_on_stream(qpeer_conn_t *c, int status) {
+  cconn *cc = c->data;
+  if (status == 0 && qpeer_conn_accept_stream(c, &cc->s) == 0) {
+    cc->s.data = cc;
+    qpeer_stream_read_start(&cc->s, c_read);
+  }
+}
+
+static void c_on_closed(qpeer_conn_t *c, int status,
+                        const qpeer_close_info_t *i) {
+  (void)status;
+  (void)i;
+  qpeer_close((qpeer_handle_t *)c, free_cb);
+}
+
+static void c_on_connection(qpeer_endpoint_t *ep, int status) {
+  camera *cam = ep->data;
+  cconn *cc = calloc(1, sizeof(*cc));
+  qpeer_conn_callbacks_t cbs;
+  if (status != 0 || !cc || qpeer_endpoint_accept(ep, &cc->c) != 0) {
+    free(cc);
+    return;
+  }
+  cc->cam = cam;
+  cc->c.data = cc;
+  memset(&cbs, 0, sizeof(cbs));
+  cbs.on_stream = c_on_stream;
+  cbs.on_closed = c_on_closed;
+  qpeer_conn_set_callbacks(&cc->c, &cbs);
+}
+
+static void c_bound(qpeer_relay_bind_t *b, int status,
+                    const struct sockaddr_storage *addrs, size_t n) {
+  camera *cam = b->data;
+  if (cam->status != 1)
+    return;
+  if (status != 0 || n == 0) {
+    cam->status = status ? status : UV_EIO;
+  } else {
+    cam->pub = addrs[0];
+    cam->status = 0;
+  }
+  uv_sem_post(&cam->ready);
+}
+
+static void c_stop(uv_async_t *a) {
+  camera *cam = a->data;
+  qpeer_relay_bind_close(&cam->bind, NULL);
+  qpeer_close((qpeer_handle_t *)&cam->ep, NULL);
+  uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *camera_main(void *arg) {
+  camera *cam = arg;
+  qpeer_endpoint_options_t eo;
+  qpeer_listen_options_t lo;
+  qpeer_masque_options_t mo;
+  struct sockaddr_storage b;
+  int r;
+  uv_loop_init(&cam->loop);
+  qpeer_endpoint_options_default(&eo);
+  qpeer_addr_parse(&b, "127.0.0.1:0");
+  eo.bind_addr = (struct sockaddr *)&b;
+  eo.retry_mode = QPEER_RETRY_NEVER;
+  eo.stream_window = 16u << 20;
+  eo.conn_window = 64u << 20;
+  eo.max_datagram_frame_size = 1500;
+  if ((r = qpeer_endpoint_init(&cam->loop, &cam->ep, &eo)) != 0)
+    die("camera endpoint", r);
+  cam->ep.data = cam;
+  qpeer_listen_options_default(&lo);
+  lo.alpn = alpn;
+  lo.nalpn = 1;
+  if ((r = qpeer_endpoint_listen(&cam->ep, &lo, c_on_connection)) != 0)
+    die("camera listen", r);
+  qpeer_endpoint_get_local_addr(&cam->ep, &cam->direct);
+  cam->pid = *qpeer_identity_get_peer_id(qpeer_endpoint_get_identity(&cam->ep));
+  masque_opts(&mo, cam->rp);
+  cam->status = 1;
+  if ((r = qpeer_relay_bind_init(&cam->ep, &cam->bind, &mo)) != 0)
+    die("camera bind", r);
+  cam->bind.data = cam; /* after init, which clears the handle */
+  if ((r = qpeer_relay_bind_start(&cam->bind, c_bound)) != 0)
+    die("camera bind", r);
+  uv_async_init(&cam->loop, &cam->stop, c_stop);
+  cam->stop.data = cam;
+  uv_run(&cam->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&cam->loop);
+  return NULL;
+}
+
+/* ---- client bulk --------------------------------------------------------- */
+
+#define WCHUNK (1 << 20)
+#define WDEPTH 8
+
+static struct {
+  uv_loop_t loop;
+  qpeer_endpoint_t ep;
+  qpeer_conn_t conn;
+  qpeer_connect_t req;
+  qpeer_stream_t st;
+  qpeer_write_t w[WDEPTH];
+  qpeer_shutdown_t sh;
+  uint8_t *buf;
+  uint64_t total, queued;
+  double t0, t1;
+} B;
+
+static void b_pump(void);
+
+static void b_written(qpeer_write_t *w, int status) {
+  w->data = NULL;
+  if (status != 0)
+    die("write", status);
+  b_pump();
+}
+
+static void b_shut(qpeer_shutdown_t *r, int status) {
+  (void)r;
+  if (status != 0)
+    die("shutdown", status);
+  B.t1 = now_s();
+  qpeer_close((qpeer_handle_t *)&B.st, NULL);
+  qpeer_close((qpeer_handle_t *)&B.conn, NULL);
+  qpeer_close((qpeer_handle_t *)&B.ep, NULL);
+}
+
+static void b_pump(void) {
+  int i;
+  for (i = 0; i < WDEPTH && B.queued < B.total; i++) {
+    uv_buf_t b;
+    if (B.w[i].data)
+      continue;
+    b = uv_buf_init((char *)B.buf, WCHUNK);
+    B.w[i].data = &B;
+    if (qpeer_stream_write(&B.w[i], &B.st, &b, 1, b_written) != 0)
+      die("write", -1);
+    B.queued += WCHUNK;
+  }
+  if (B.queued >= B.total && !B.sh.data) {
+    B.sh.data = &B;
+    qpeer_stream_shutdown(&B.sh, &B.st, b_shut);
+  }
+}
+
+static void b_connected(qpeer_connect_t *req, int status) {
+  int r;
+  (void)req;
+  if (status != 0)
+    die("connect", status);
+  if ((r = qpeer_stream_open(&B.conn, &B.st, QPEER_STREAM_BIDI)) != 0)
+    die("stream", r);
+  B.t0 = now_s();
+  b_pump();
+}
+
+/* Sends |bytes| to |to| (the camera, pinned by |pid|) and waits until the
+ * camera has received them all; returns Gbit/s (end of the writes to
+ * the last byte received). */
+static double bulk(uint64_t bytes, const struct sockaddr_storage *to,
+                   const qpeer_peer_id_t *pid, camera *cam) {
+  qpeer_endpoint_options_t eo;
+  qpeer_connect_options_t co;
+  struct sockaddr_storage b;
+  uint64_t start = cam->received;
+  double deadline;
+  int r;
+  memset(&B, 0, sizeof(B));
+  B.total = bytes;
+  B.buf = malloc(WCHUNK);
+  memset(B.buf, 0x5a, WCHUNK);
+  uv_loop_init(&B.loop);
+  qpeer_endpoint_options_default(&eo);
+  qpeer_addr_parse(&b, "127.0.0.1:0");
+  eo.bind_addr = (struct sockaddr *)&b;
+  eo.stream_window = 16u << 20;
+  eo.conn_window = 64u << 20;
+  if ((r = qpeer_endpoint_init(&B.loop, &B.ep, &eo)) != 0)
+    die("client endpoint", r);
+  qpeer_connect_options_default(&co);
+  co.remote = (const struct sockaddr *)to;
+  co.alpn = alpn;
+  co.nalpn = 1;
+  co.peer_id = pid;
+  if ((r = qpeer_connect(&B.req, &B.ep, &B.conn, &co, b_connected)) != 0)
+    die("connect", r);
+  uv_run(&B.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&B.loop);
+  free(B.buf);
+  /* The FIN is acknowledged, so the camera has it all; allow a moment for
+   * its thread to count the last bytes. */
+  deadline = now_s() + 5;
+  while (__atomic_load_n(&cam->received, __ATOMIC_RELAXED) - start < bytes &&
+         now_s() < deadline)
+    usleep(1000);
+  if (cam->received - start < bytes)
+    fprintf(stderr, "qpeer-relay-bench: camera got %llu of %llu bytes\n",
+            (unsigned long long)(cam->received - start),
+            (unsigned long long)bytes);
+  return (double)bytes * 8 / (B.t1 - B.t0) / 1e9;
+}
+
+/* ---- idle bindings --------------------------------------------------------- */
+
+typedef struct idler {
+  qpeer_endpoint_t ep;
+  qpeer_relay_bind_t bind;
+  int done;
+} idler;
+
+static struct {
+  uv_loop_t loop;
+  int n, up, failed;
+} I;
+
+static void i_bound(qpeer_relay_bind_t *b, int status,
+                    const struct sockaddr_storage *addrs, size_t n) {
+  idler *d = b->data;
+  (void)addrs;
+  (void)n;
+  if (d->done)
+    return;
+  d->done = 1;
+  if (status != 0)
+    I.failed++;
+  else
+    I.up++;
+  if (I.up + I.failed == I.n)
+    uv_stop(&I.loop);
+}
+
+static double bench_idle(int n, int *pfailed) {
+  relay_proc rp;
+  report before, after;
+  idler *d;
+  int i, r;
+  raise_nofile();
+  relay_spawn(&rp);
+  usleep(200000);
+  before = relay_report(&rp);
+  memset(&I, 0, sizeof(I));
+  I.n = n;
+  d = calloc((size_t)n, sizeof(*d));
+  uv_loop_init(&I.loop);
+  for (i = 0; i < n; i++) {
+    qpeer_endpoint_options_t eo;
+    qpeer_masque_options_t mo;
+    struct sockaddr_storage b;
+    qpeer_endpoint_options_default(&eo);
+    qpeer_addr_parse(&b, "127.0.0.1:0");
+    eo.bind_addr = (struct sockaddr *)&b;
+    eo.max_datagram_frame_size = 1500;
+    eo.idle_timeout_ms = 120000;
+    if ((r = qpeer_endpoint_init(&I.loop, &d[i].ep, &eo)) != 0)
+      die("idle endpoint", r);
+    masque_opts(&mo, &rp);
+    mo.request_timeout_ms = 60000;
+    mo.handshake_timeout_ms = 60000;
+    if ((r = qpeer_relay_bind_init(&d[i].ep, &d[i].bind, &mo)) != 0)
+      die("idle bind", r);
+    d[i].bind.data = &d[i];
+    if ((r = qpeer_relay_bind_start(&d[i].bind, i_bound)) != 0)
+      die("idle bind", r);
+  }
+  uv_run(&I.loop, UV_RUN_DEFAULT);
+  usleep(300000); /* let the relay settle */
+  after = relay_report(&rp);
+  relay_end(&rp);
+  for (i = 0; i < n; i++) {
+    qpeer_relay_bind_close(&d[i].bind, NULL);
+    qpeer_close((qpeer_handle_t *)&d[i].ep, NULL);
+  }
+  uv_run(&I.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&I.loop);
+  free(d);
+  *pfailed = I.failed;
+  return I.up ? (double)(after.rss_kib - before.rss_kib) * 1024 / I.up : -1;
+}
+
+int main(int argc, char **argv) {
+  uint64_t bytes = 256ull << 20;
+  int binds = 1000, i;
+  const char *only = NULL;
+  for (i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--bytes") && i + 1 < argc)
+      bytes = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--binds") && i + 1 < argc)
+      binds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
+    else {
+      fprintf(stderr, "usage: qpeer-relay-bench [--bytes N] [--binds N] "
+                      "[--only bulk|idle]\n");
+      return !strcmp(argv[i], "--help") ? 0 : 2;
+    }
+  }
+  bytes = (bytes + WCHUNK - 1) / WCHUNK * WCHUNK;
+  if (binds < 1)
+    binds = 1;
+  printf("qpeer-relay-bench %s\n", qpeer_version_string());
+  fflush(stdout);
+  if (!only || !strcmp(only, "bulk")) {
+    relay_proc rp;
+    camera cam;
+    report r0, r1;
+    double direct, relayed, gib = (double)bytes / (1 << 30);
+    relay_spawn(&rp);
+    memset(&cam, 0, sizeof(cam));
+    cam.rp = &rp;
+    uv_sem_init(&cam.ready, 0);
+    pthread_create(&cam.thread, NULL, camera_main, &cam);
+    uv_sem_wait(&cam.ready);
+    if (cam.status != 0)
+      die("camera binding", cam.status);
+    direct = bulk(bytes, &cam.direct, &cam.pid, &cam);
+    r0 = relay_report(&rp);
+    relayed = bulk(bytes, &cam.pub, &cam.pid, &cam);
+    r1 = relay_report(&rp);
+    uv_async_send(&cam.stop);
+    pthread_join(cam.thread, NULL);
+    relay_end(&rp);
+    printf("direct:  %.2f GiB client -> camera: %.3f Gbit/s\n", gib, direct);
+    printf("relayed: %.2f GiB client -> relay bind -> camera: %.3f Gbit/s\n",
+           gib, relayed);
+    printf("ratio relayed/direct: %.3f (target >= 0.5)\n", relayed / direct);
+    printf("relay CPU: %.2f s for %.2f GiB = %.2f CPU s per GiB relayed\n",
+           r1.cpu_s - r0.cpu_s, gib, (r1.cpu_s - r0.cpu_s) / gib);
+    printf("relay during the relayed run: %llu packets to the camera (%llu "
+           "as QUIC DATAGRAM frames, %llu as capsules), %llu from it; "
+           "dropped: %llu other, %llu quota, %llu policy\n",
+           (unsigned long long)(r1.st.packets_in - r0.st.packets_in),
+           (unsigned long long)(r1.st.tx_quic_datagrams -
+                                r0.st.tx_quic_datagrams),
+           (unsigned long long)(r1.st.tx_capsules - r0.st.tx_capsules),
+           (unsigned long long)(r1.st.packets_out - r0.st.packets_out),
+           (unsigned long long)(r1.st.dropped_other - r0.st.dropped_other),
+           (unsigned long long)(r1.st.dropped_quota - r0.st.dropped_quota),
+           (unsigned long long)(r1.st.dropped_policy - r0.st.dropped_policy));
+    fflush(stdout);
+  }
+  if (!only || !strcmp(only, "idle")) {
+    int failed = 0;
+    double per = bench_idle(binds, &failed);
+    printf("idle: %.1f KiB relay RSS per idle bound client (%d binds, %d "
+           "failed; target <= 64 KiB)\n",
+           per / 1024, binds - failed, failed);
+  }
+  return 0;
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Camera/phone in the NAT lab, per NAT profile pair: a qpeer-relay on the
+# lab's internet (198.51.100.1), examples/camera behind side A's NAT,
+# examples/phone behind side B's, 20 ms delay per edge. For each pair the
+# phone must verify every frame (sequence + checksum) of a finished stream,
+# and reach the direct path where RFC 4787 behaviour allows a hole without
+# port prediction (eim<->double, eim<->eim), or stay on the relay where it
+# does not (symmetric<->eim). The phone's own exit status encodes both
+# (--expect direct|relay). Exit 77 without root or network namespaces.
+# Usage: test_p2p.sh CAMERA PHONE QPEER_RELAY UDPPROBE
+# Environment: P2P_PAIRS ("A:B:expect ..."), P2P_SECONDS (default 6).
+set -uo pipefail
+camera=$1 phone=$2 relayd=$3
+export UDPPROBE=$4
+lab="$(cd "$(dirname "$0")" && pwd)/lab.sh"
+secs=${P2P_SECONDS:-6}
+pairs=${P2P_PAIRS:-"eim:double:direct eim:eim:direct symmetric:eim:relay"}
+export LAB_DELAY_MS=${LAB_DELAY_MS:-20}
+export LAB_TTL=$((secs + 120))
+export LAB_QUIET=1
+
+if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root"; exit 77; fi
+why=$(bash "$lab" check 2>&1) || { echo "SKIP: ${why#lab.sh: }"; exit 77; }
+
+name="qpp2p$$"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  bash "$lab" down "$name" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+pass=0 fail=0
+check() { if eval "$2"; then echo "PASS: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
+
+head -c 48 /dev/urandom | base64 > "$work/jwt.secret"
+chmod 600 "$work/jwt.secret"
+cat > "$work/relay.ini" <<EOF
+[relay]
+auth=jwt
+jwt_secret_file=$work/jwt.secret
+state_dir=$work/relay-state
+[policy]
+allow=203.0.113.0/24
+allow=198.51.100.0/24
+[metrics]
+listen=198.51.100.1:9100
+allow_remote=yes
+EOF
+token=$("$relayd" token --config "$work/relay.ini" --scope bind,connect --ttl 900) ||
+  { echo "FAIL: cannot mint a relay token"; echo "0 passed, 1 failed"; exit 1; }
+
+run_pair() { # A B EXPECT
+  local a=$1 b=$2 expect=$3 d="$work/$1-$2" rpin prc crc
+  mkdir -p "$d"
+  bash "$lab" down "$name" >/dev/null 2>&1
+  if ! bash "$lab" up "$name" "$a" "$b" > "$d/lab.log" 2>&1; then
+    check "$a<->$b: lab up" false; cat "$d/lab.log"; return
+  fi
+  pids=()
+  bash "$lab" exec "$name" relay timeout $((secs + 60)) "$relayd" \
+    --config "$work/relay.ini" --listen 198.51.100.1:4433 > /dev/null 2> "$d/relay.log" &
+  pids+=($!)
+  for _ in $(seq 200); do grep -q "ready" "$d/relay.log" 2>/dev/null && break; sleep 0.05; done
+  rpin=$(sed -n 's/.*relay peer ID (pin it in clients): \([a-z0-9]*\).*/\1/p' "$d/relay.log" | head -1)
+  if [ -z "$rpin" ]; then check "$a<->$b: relay started" false; cat "$d/relay.log"; return; fi
+  bash "$lab" exec "$name" a timeout $((secs + 50)) "$camera" --key "$d/camera.pem" \
+    --relay 198.51.100.1:4433 --relay-pin "$rpin" --relay-token "$token" \
+    --ticket-file "$d/ticket" --seconds "$secs" 2> "$d/camera.log" &
+  local cpid=$!
+  pids+=($cpid)
+  for _ in $(seq 200); do [ -s "$d/ticket" ] && break; sleep 0.05; done
+  if [ ! -s "$d/ticket" ]; then check "$a<->$b: camera ticket" false; cat "$d/camera.log"; return; fi
+  bash "$lab" exec "$name" b timeout $((secs + 50)) "$phone" --ticket-file "$d/ticket" \
+    --metrics 198.51.100.1:9100 --expect "$expect" --timeout $((secs + 40)) \
+    > "$d/phone.out" 2> "$d/phone.err"
+  prc=$?
+  wait "$cpid"; crc=$?
+  check "$a<->$b: phone connected via the relay" 'grep -q "^  connected via relay at" "$d/phone.out"'
+  check "$a<->$b: every frame verified, stream finished" \
+    'grep -Eq "^  frames: [1-9][0-9]* ok, 0 errors \([0-9]+ bytes\)$" "$d/phone.out"'
+  if [ "$expect" = direct ]; then
+    check "$a<->$b: direct path reached" 'grep -q "^path: relay -> direct .* (validated in [0-9]* ms)$" "$d/phone.out"'
+  else
+    check "$a<->$b: stayed on the relay" '! grep -q -- "-> direct .*validated" "$d/phone.out" && grep -q "^  final path: relay$" "$d/phone.out"'
+  fi
+  check "$a<->$b: phone exits 0" '[ $prc = 0 ]'
+  check "$a<->$b: camera exits 0" '[ $crc = 0 ]'
+  if [ $prc != 0 ] || [ $crc != 0 ]; then
+    echo "--- phone ($a<->$b)"; grep -v "^t=" "$d/phone.out"; cat "$d/phone.err"
+    echo "--- camera"; grep -v "t=" "$d/camera.log"
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  pids=()
+  bash "$lab" down "$name" >/dev/null 2>&1
+}
+
+for p in $pairs; do
+  IFS=: read -r a b e <<< "$p"
+  run_pair "$a" "$b" "$e"
+done
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
