@@ -22,6 +22,10 @@ lab="$here/test/nat/lab.sh"
 cam_nat=${DEMO_CAMERA_NAT:-eim}
 phone_nat=${DEMO_PHONE_NAT:-double}
 export LAB_DELAY_MS=${LAB_DELAY_MS:-20}
+# Home routers drop unsolicited packets addressed to themselves; without
+# that, Linux conntrack records the peer's first probe as an inbound flow
+# and the NAT picks another port for our own packets (doc/nat-lab.md).
+export LAB_INPUT_DROP=${LAB_INPUT_DROP:-1}
 export UDPPROBE="$build/test/nat/udpprobe"
 export LAB_TTL=$((secs + 120))
 
@@ -106,4 +110,12 @@ if [ "$prc" != 0 ] || [ "$crc" != 0 ]; then
   echo "== demo FAILED (phone $prc, camera $crc) =="
   exit 1
 fi
-echo "== demo OK: every frame verified; the connection moved from the relay to the direct path =="
+if grep -q "^  stayed on the relay" "$work/phone.out"; then
+  echo "== demo OK: every frame verified over the relay; the direct upgrade did not succeed (known gap, see README) =="
+else
+  echo "== demo OK: every frame verified; the connection moved from the relay to the direct path =="
+fi
+if [ -n "${QPEER_LOG:-}" ]; then
+  echo "-- phone stderr --"; cat "$work/phone.err"
+  echo "-- camera log --"; cat "$work/camera.log"
+fi

@@ -154,8 +154,13 @@ static void client_step(qpeer__trav *t) {
   for (rounds = 0; rounds < 256; rounds++) {
     switch (qpeer__punch_sched_next_action(&t->sched, now_ns(), &a)) {
     case QPEER__PUNCH_SEND_PUNCH_ME_NOW:
-      QPEER__LOG_DEBUG("punch: PUNCH_ME_NOW pair %d round %llu", a.pair,
-                       (unsigned long long)a.round);
+      if (qpeer__log_enabled(QPEER_LOG_DEBUG)) {
+        char la[QPEER_ADDR_STRLEN] = "?";
+        qpeer_addr_format((const struct sockaddr *)&a.local, la, sizeof(la));
+        qpeer__log(QPEER_LOG_DEBUG,
+                   "punch: PUNCH_ME_NOW pair %d round %llu target %s", a.pair,
+                   (unsigned long long)a.round, la);
+      }
       memset(&m, 0, sizeof(m));
       m.kind = QPEER__TRAV_PUNCH_ME_NOW;
       m.seq = a.remote_seq;
@@ -168,7 +173,12 @@ static void client_step(qpeer__trav *t) {
       send_probe(t, (const struct sockaddr *)&a.remote);
       continue;
     case QPEER__PUNCH_START_VALIDATION:
-      QPEER__LOG_DEBUG("punch: validating pair %d", a.pair);
+      if (qpeer__log_enabled(QPEER_LOG_DEBUG)) {
+        char ra[QPEER_ADDR_STRLEN] = "?";
+        qpeer_addr_format((const struct sockaddr *)&a.remote, ra, sizeof(ra));
+        qpeer__log(QPEER_LOG_DEBUG, "punch: validating pair %d to %s", a.pair,
+                   ra);
+      }
       /* Direct paths leave from the socket; the scheduler's "local" is
        * the candidate base, which the socket serves. */
       /* The scheduler's validation deadline can pass while ngtcp2 still
@@ -363,11 +373,22 @@ int qpeer__trav_on_message(qpeer__conn *c, const qpeer__trav_msg *m) {
     e = qpeer__candset_find_seq(&t->adv, m->seq);
     if (!e)
       return 0;
-    if (qpeer__punch_resp_on_request(&t->resp, m->round,
-                                     (const struct sockaddr *)&e->cand.base,
-                                     (const struct sockaddr *)&m->addr,
-                                     now_ns()) == QPEER__PUNCH_ACCEPTED)
-      drive(t);
+    {
+      int r = qpeer__punch_resp_on_request(
+          &t->resp, m->round, (const struct sockaddr *)&e->cand.base,
+          (const struct sockaddr *)&m->addr, now_ns());
+      if (qpeer__log_enabled(QPEER_LOG_DEBUG)) {
+        char a[QPEER_ADDR_STRLEN] = "?";
+        qpeer_addr_format((const struct sockaddr *)&m->addr, a, sizeof(a));
+        qpeer__log(QPEER_LOG_DEBUG, "punch: PUNCH_ME_NOW round %llu to %s: %s",
+                   (unsigned long long)m->round, a,
+                   r == QPEER__PUNCH_ACCEPTED ? "accepted"
+                   : r == QPEER__PUNCH_IGNORED ? "ignored"
+                                               : qpeer_err_name(r));
+      }
+      if (r == QPEER__PUNCH_ACCEPTED)
+        drive(t);
+    }
     return 0;
   default:
     return 0;

@@ -15,8 +15,12 @@ camera=$1 phone=$2 relayd=$3
 export UDPPROBE=$4
 lab="$(cd "$(dirname "$0")" && pwd)/lab.sh"
 secs=${P2P_SECONDS:-6}
-pairs=${P2P_PAIRS:-"eim:double:direct eim:eim:direct symmetric:eim:relay"}
+pairs=${P2P_PAIRS:-"eim:double:direct eim:eim:direct double:double:direct none:symmetric:direct fullcone:symmetric:direct symmetric:eim:relay symmetric:symmetric:relay"}
 export LAB_DELAY_MS=${LAB_DELAY_MS:-20}
+# Home routers drop unsolicited packets addressed to themselves; without
+# that, Linux conntrack records the peer's first probe as an inbound flow
+# and the NAT picks another port for our own packets (doc/nat-lab.md).
+export LAB_INPUT_DROP=${LAB_INPUT_DROP:-1}
 export LAB_TTL=$((secs + 120))
 export LAB_QUIET=1
 
