@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "qpeer.h"
 
 static const char *alpn[] = {"qpeer-bench"};
@@ -323,103 +324,11 @@ static void *camera_main(void *arg) {
 
 /* ---- client bulk --------------------------------------------------------- */
 
-#define WCHUNK (1 << 20)
-#define WDEPTH 8
-
-static struct {
-  uv_loop_t loop;
-  qpeer_endpoint_t ep;
-  qpeer_conn_t conn;
-  qpeer_connect_t req;
-  qpeer_stream_t st;
-  qpeer_write_t w[WDEPTH];
-  qpeer_shutdown_t sh;
-  uint8_t *buf;
-  uint64_t total, queued;
-  double t0, t1;
-} B;
-
-static void b_pump(void);
-
-static void b_written(qpeer_write_t *w, int status) {
-  w->data = NULL;
-  if (status != 0)
-    die("write", status);
-  b_pump();
-}
-
-static void b_shut(qpeer_shutdown_t *r, int status) {
-  (void)r;
-  if (status != 0)
-    die("shutdown", status);
-  B.t1 = now_s();
-  qpeer_close((qpeer_handle_t *)&B.st, NULL);
-  qpeer_close((qpeer_handle_t *)&B.conn, NULL);
-  qpeer_close((qpeer_handle_t *)&B.ep, NULL);
-}
-
-static void b_pump(void) {
-  int i;
-  for (i = 0; i < WDEPTH && B.queued < B.total; i++) {
-    uv_buf_t b;
-    if (B.w[i].data)
-      continue;
-    b = uv_buf_init((char *)B.buf, WCHUNK);
-    B.w[i].data = &B;
-    if (qpeer_stream_write(&B.w[i], &B.st, &b, 1, b_written) != 0)
-      die("write", -1);
-    B.queued += WCHUNK;
-  }
-  if (B.queued >= B.total && !B.sh.data) {
-    B.sh.data = &B;
-    qpeer_stream_shutdown(&B.sh, &B.st, b_shut);
-  }
-}
-
-static void b_connected(qpeer_connect_t *req, int status) {
-  int r;
-  (void)req;
-  if (status != 0)
-    die("connect", status);
-  if ((r = qpeer_stream_open(&B.conn, &B.st, QPEER_STREAM_BIDI)) != 0)
-    die("stream", r);
-  B.t0 = now_s();
-  b_pump();
-}
-
-/* Sends |bytes| to |to| (the camera, pinned by |pid|) and waits until the
- * camera has received them all; returns Gbit/s (end of the writes to
- * the last byte received). */
 static double bulk(uint64_t bytes, const struct sockaddr_storage *to,
                    const qpeer_peer_id_t *pid, camera *cam) {
-  qpeer_endpoint_options_t eo;
-  qpeer_connect_options_t co;
-  struct sockaddr_storage b;
   uint64_t start = cam->received;
-  double deadline;
-  int r;
-  memset(&B, 0, sizeof(B));
-  B.total = bytes;
-  B.buf = malloc(WCHUNK);
-  memset(B.buf, 0x5a, WCHUNK);
-  uv_loop_init(&B.loop);
-  qpeer_endpoint_options_default(&eo);
-  qpeer_addr_parse(&b, "127.0.0.1:0");
-  eo.bind_addr = (struct sockaddr *)&b;
-  eo.stream_window = 16u << 20;
-  eo.conn_window = 64u << 20;
-  if ((r = qpeer_endpoint_init(&B.loop, &B.ep, &eo)) != 0)
-    die("client endpoint", r);
-  qpeer_connect_options_default(&co);
-  co.remote = (const struct sockaddr *)to;
-  co.alpn = alpn;
-  co.nalpn = 1;
-  co.peer_id = pid;
-  if ((r = qpeer_connect(&B.req, &B.ep, &B.conn, &co, b_connected)) != 0)
-    die("connect", r);
-  uv_run(&B.loop, UV_RUN_DEFAULT);
-  uv_loop_close(&B.loop);
-  free(B.buf);
+  double deadline, t0, t1;
+  bench_bulk_send(bytes, (const struct sockaddr *)to, pid, alpn[0], &t0, &t1);
   /* The FIN is acknowledged, so the camera has it all; allow a moment for
    * its thread to count the last bytes. */
   deadline = now_s() + 5;
@@ -430,7 +339,7 @@ static double bulk(uint64_t bytes, const struct sockaddr_storage *to,
     fprintf(stderr, "qpeer-relay-bench: camera got %llu of %llu bytes\n",
             (unsigned long long)(cam->received - start),
             (unsigned long long)bytes);
-  return (double)bytes * 8 / (B.t1 - B.t0) / 1e9;
+  return (double)bytes * 8 / (t1 - t0) / 1e9;
 }
 
 /* ---- idle bindings --------------------------------------------------------- */
@@ -527,7 +436,7 @@ int main(int argc, char **argv) {
       return !strcmp(argv[i], "--help") ? 0 : 2;
     }
   }
-  bytes = (bytes + WCHUNK - 1) / WCHUNK * WCHUNK;
+  bytes = (bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20); /* whole MiB */
   if (binds < 1)
     binds = 1;
   printf("qpeer-relay-bench %s\n", qpeer_version_string());
