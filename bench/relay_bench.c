@@ -180,6 +180,7 @@ static void relay_spawn(relay_proc *rp) {
 
 static report relay_report(relay_proc *rp) {
   report rep;
+  memset(&rep, 0, sizeof(rep));
   if (write(rp->cmd, "r", 1) != 1 ||
       read(rp->out, &rep, sizeof(rep)) != sizeof(rep))
     die("relay report", UV_EIO);

@@ -36,7 +36,11 @@ build() {
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >/dev/null
   fi
-  ninja -C "$dir" >/dev/null
+  # Quiet on success; the full output when the build fails.
+  if ! ninja -C "$dir" > "$dir/build.log" 2>&1; then
+    cat "$dir/build.log"
+    return 1
+  fi
 }
 
 summary() {
