@@ -15,7 +15,7 @@ camera=$1 phone=$2 relayd=$3
 export UDPPROBE=$4
 lab="$(cd "$(dirname "$0")" && pwd)/lab.sh"
 secs=${P2P_SECONDS:-6}
-pairs=${P2P_PAIRS:-"eim:double:direct eim:eim:direct double:double:direct none:symmetric:direct fullcone:symmetric:direct symmetric:eim:relay symmetric:symmetric:relay"}
+pairs=${P2P_PAIRS:-"eim:double:direct eim:eim:direct double:double:direct none:symmetric:direct fullcone:symmetric:direct symmetric:eim:relay symmetric:symmetric:relay eim:double:direct:killrelay eim:double:direct:cutdirect eim:double:direct:rebind"}
 export LAB_DELAY_MS=${LAB_DELAY_MS:-20}
 # Home routers drop unsolicited packets addressed to themselves; without
 # that, Linux conntrack records the peer's first probe as an inbound flow
@@ -58,12 +58,39 @@ EOF
 token=$("$relayd" token --config "$work/relay.ini" --scope bind,connect --ttl 900) ||
   { echo "FAIL: cannot mint a relay token"; echo "0 passed, 1 failed"; exit 1; }
 
-run_pair() { # A B EXPECT
-  local a=$1 b=$2 expect=$3 d="$work/$1-$2" rpin prc crc
+# Waits (bounded) until the phone reports the direct path, then injects
+# fault $1: "killrelay" stops the relay; "cutdirect" drops the direct path on
+# the camera's router for 6 s, then restores it; "rebind" flushes the phone's
+# NATs' conntrack tables.
+inject() {
+  local fault=$1 d=$2 i
+  for i in $(seq 200); do grep -q -- "-> direct .*validated" "$d/phone.out" 2>/dev/null && break; sleep 0.05; done
+  case "$fault" in
+    killrelay)
+      # Only the processes in the relay's network namespace.
+      ip netns pids "$name-relay" 2>/dev/null | xargs -r kill ;;
+    cutdirect)
+      bash "$lab" exec "$name" rA nft insert rule ip natlab forward ip saddr 203.0.113.3 drop
+      bash "$lab" exec "$name" rA nft insert rule ip natlab forward ip daddr 203.0.113.3 drop
+      sleep 6
+      bash "$lab" exec "$name" rA nft flush chain ip natlab forward ;;
+    rebind)
+      # The phone's NATs forget every mapping (a NAT rebinding).
+      bash "$lab" exec "$name" rB conntrack -F >/dev/null 2>&1
+      bash "$lab" exec "$name" cgB conntrack -F >/dev/null 2>&1 ;;
+  esac
+}
+
+run_pair() { # A B EXPECT [FAULT]
+  local a=$1 b=$2 expect=$3 fault=${4:-} d="$work/$1-$2${4:+-$4}" rpin prc crc ipid=
+  local tag="$a<->$b${fault:+ ($fault)}"
+  # Fault runs last longer: the fault, the fallback and the re-upgrade.
+  local secs=$secs
+  [ -n "$fault" ] && secs=${P2P_FAULT_SECONDS:-20}
   mkdir -p "$d"
   bash "$lab" down "$name" >/dev/null 2>&1
   if ! bash "$lab" up "$name" "$a" "$b" > "$d/lab.log" 2>&1; then
-    check "$a<->$b: lab up" false; cat "$d/lab.log"; return
+    check "$tag: lab up" false; cat "$d/lab.log"; return
   fi
   pids=()
   bash "$lab" exec "$name" relay timeout $((secs + 60)) "$relayd" \
@@ -71,31 +98,42 @@ run_pair() { # A B EXPECT
   pids+=($!)
   for _ in $(seq 200); do grep -q "ready" "$d/relay.log" 2>/dev/null && break; sleep 0.05; done
   rpin=$(sed -n 's/.*relay peer ID (pin it in clients): \([a-z0-9]*\).*/\1/p' "$d/relay.log" | head -1)
-  if [ -z "$rpin" ]; then check "$a<->$b: relay started" false; cat "$d/relay.log"; return; fi
+  if [ -z "$rpin" ]; then check "$tag: relay started" false; cat "$d/relay.log"; return; fi
   bash "$lab" exec "$name" a timeout $((secs + 50)) "$camera" --key "$d/camera.pem" \
     --relay 198.51.100.1:4433 --relay-pin "$rpin" --relay-token "$token" \
     --ticket-file "$d/ticket" --seconds "$secs" 2> "$d/camera.log" &
   local cpid=$!
   pids+=($cpid)
   for _ in $(seq 200); do [ -s "$d/ticket" ] && break; sleep 0.05; done
-  if [ ! -s "$d/ticket" ]; then check "$a<->$b: camera ticket" false; cat "$d/camera.log"; return; fi
+  if [ ! -s "$d/ticket" ]; then check "$tag: camera ticket" false; cat "$d/camera.log"; return; fi
   bash "$lab" exec "$name" b timeout $((secs + 50)) "$phone" --ticket-file "$d/ticket" \
     --metrics 198.51.100.1:9100 --expect "$expect" --timeout $((secs + 40)) \
-    > "$d/phone.out" 2> "$d/phone.err"
-  prc=$?
+    > "$d/phone.out" 2> "$d/phone.err" &
+  local ppid=$!
+  if [ -n "$fault" ]; then inject "$fault" "$d" & ipid=$!; fi
+  wait "$ppid"; prc=$?
+  [ -n "$ipid" ] && wait "$ipid" 2>/dev/null
   wait "$cpid"; crc=$?
-  check "$a<->$b: phone connected via the relay" 'grep -q "^  connected via relay at" "$d/phone.out"'
-  check "$a<->$b: every frame verified, stream finished" \
+  check "$tag: phone connected via the relay" 'grep -q "^  connected via relay at" "$d/phone.out"'
+  check "$tag: every frame verified, stream finished" \
     'grep -Eq "^  frames: [1-9][0-9]* ok, 0 errors \([0-9]+ bytes\)$" "$d/phone.out"'
-  if [ "$expect" = direct ]; then
-    check "$a<->$b: direct path reached" 'grep -q "^path: relay -> direct .* (validated in [0-9]* ms)$" "$d/phone.out"'
+  if [ "$expect" = any ]; then
+    :
+  elif [ "$expect" = direct ]; then
+    check "$tag: direct path reached" 'grep -q "^path: relay -> direct .* (validated in [0-9]* ms)$" "$d/phone.out"'
   else
-    check "$a<->$b: stayed on the relay" '! grep -q -- "-> direct .*validated" "$d/phone.out" && grep -q "^  final path: relay$" "$d/phone.out"'
+    check "$tag: stayed on the relay" '! grep -q -- "-> direct .*validated" "$d/phone.out" && grep -q "^  final path: relay$" "$d/phone.out"'
   fi
-  check "$a<->$b: phone exits 0" '[ $prc = 0 ]'
-  check "$a<->$b: camera exits 0" '[ $crc = 0 ]'
+  case "$fault" in
+    cutdirect)
+      check "$tag: fell back to the relay" 'grep -Eq "^path: direct -> relay" "$d/phone.out"'
+      check "$tag: upgraded again once restored" \
+        '[ "$(grep -c -- "-> direct .*validated" "$d/phone.out")" -ge 2 ]' ;;
+  esac
+  check "$tag: phone exits 0" '[ $prc = 0 ]'
+  check "$tag: camera exits 0" '[ $crc = 0 ]'
   if [ $prc != 0 ] || [ $crc != 0 ]; then
-    echo "--- phone ($a<->$b)"; grep -v "^t=" "$d/phone.out"; cat "$d/phone.err"
+    echo "--- phone ($tag)"; grep -v "^t=" "$d/phone.out"; cat "$d/phone.err"
     echo "--- camera"; grep -v "t=" "$d/camera.log"
   fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -105,8 +143,8 @@ run_pair() { # A B EXPECT
 }
 
 for p in $pairs; do
-  IFS=: read -r a b e <<< "$p"
-  run_pair "$a" "$b" "$e"
+  IFS=: read -r a b e f <<< "$p"
+  run_pair "$a" "$b" "$e" "$f"
 done
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
