@@ -16,24 +16,27 @@
 /* ---- relay aliases ------------------------------------------------------ */
 
 typedef struct pc_alias {
-  qpeer__list link; /* in aliases */
   qpeer__ep *ep;    /* the endpoint it is registered with */
-  qpeer__vif vif;   /* the socket alias */
+  qpeer__vif vif;   /* the socket alias (vif.ctx marks it as ours) */
   unsigned refs;    /* users */
 } pc_alias;
 
-static qpeer__list aliases = {&aliases, &aliases}; /* every alias */
-static uint32_t alias_seq;                         /* address counter */
+/* Marks the socket aliases this file made (vif.ctx), so they are found in
+ * the endpoint's own interface list: no global state, and an alias never
+ * outlives its endpoint's list. */
+static const char alias_tag = 0;
+static uint32_t alias_seq; /* address counter (atomic) */
 
 static pc_alias *alias_acquire(qpeer__ep *ep, const struct sockaddr *relay) {
   qpeer__list *e;
   pc_alias *a;
   struct sockaddr_in6 *s6;
   int tries;
-  for (e = aliases.next; e != &aliases; e = e->next) {
-    a = QPEER__CONTAINER_OF(e, pc_alias, link);
-    if (a->ep == ep &&
-        qpeer__addr_equal((struct sockaddr *)&a->vif.alias_remote, relay)) {
+  for (e = ep->vifs.next; e != &ep->vifs; e = e->next) {
+    qpeer__vif *v = QPEER__CONTAINER_OF(e, qpeer__vif, link);
+    if (v->ctx == &alias_tag &&
+        qpeer__addr_equal((struct sockaddr *)&v->alias_remote, relay)) {
+      a = QPEER__CONTAINER_OF(v, pc_alias, vif);
       a->refs++;
       return a;
     }
@@ -43,10 +46,12 @@ static pc_alias *alias_acquire(qpeer__ep *ep, const struct sockaddr *relay) {
   a->ep = ep;
   a->refs = 1;
   a->vif.socket_alias = 1;
+  a->vif.ctx = (void *)&alias_tag;
+  qpeer__list_init(&a->vif.link);
   qpeer__addr_normalize(&a->vif.alias_remote, relay);
   s6 = (struct sockaddr_in6 *)&a->vif.local;
   for (tries = 0; tries < 16; tries++) {
-    uint32_t n = ++alias_seq;
+    uint32_t n = __atomic_add_fetch(&alias_seq, 1, __ATOMIC_RELAXED);
     memset(s6, 0, sizeof(*s6));
     s6->sin6_family = AF_INET6;
     s6->sin6_port = htons(QPEER__PC_ALIAS_PORT);
@@ -56,10 +61,8 @@ static pc_alias *alias_acquire(qpeer__ep *ep, const struct sockaddr *relay) {
     s6->sin6_addr.s6_addr[13] = (uint8_t)(n >> 16);
     s6->sin6_addr.s6_addr[14] = (uint8_t)(n >> 8);
     s6->sin6_addr.s6_addr[15] = (uint8_t)n;
-    if (qpeer__ep_add_vif(ep, &a->vif) == 0) {
-      qpeer__list_insert_tail(&aliases, &a->link);
+    if (qpeer__ep_add_vif(ep, &a->vif) == 0)
       return a;
-    }
   }
   qpeer__free(a);
   return NULL;
@@ -68,8 +71,8 @@ static pc_alias *alias_acquire(qpeer__ep *ep, const struct sockaddr *relay) {
 static void alias_release(pc_alias *a) {
   if (!a || --a->refs > 0)
     return;
+  /* Unlinks it, unless the endpoint already did when it was freed. */
   qpeer__ep_remove_vif(a->ep, &a->vif);
-  qpeer__list_remove(&a->link);
   qpeer__free(a);
 }
 
@@ -89,7 +92,6 @@ typedef struct pc_attempt {
 } pc_attempt;
 
 typedef struct pc_state {
-  qpeer__list link;               /* in states */
   qpeer_peer_connect_t *req;      /* the request (NULL once detached) */
   qpeer_endpoint_t *ep;           /* the endpoint */
   uv_loop_t *loop;                /* its loop */
@@ -122,7 +124,6 @@ typedef struct pc_state {
   qpeer__conn_observer obs; /* told when the connection's state goes */
 } pc_state;
 
-static qpeer__list states = {&states, &states}; /* live upgraders */
 
 static void timer_closed(uv_handle_t *h);
 
@@ -136,8 +137,6 @@ static void maybe_free(pc_state *s) {
     uv_close((uv_handle_t *)&s->timer, timer_closed);
     return;
   }
-  if (qpeer__list_linked(&s->link))
-    qpeer__list_remove(&s->link);
   qpeer__conn_unobserve(&s->obs);
   alias_release(s->alias);
   s->alias = NULL;
@@ -340,12 +339,19 @@ static void schedule_reprobe(pc_state *s) {
   uv_timer_start(&s->timer, on_reprobe, d, 0);
 }
 
+static void on_conn_ended(qpeer__conn_observer *obs);
+
+/* The upgrade attached to |conn|: found through the connection's observer
+ * list (each upgrade observes its connection). */
 static pc_state *state_of_conn(const qpeer_conn_t *conn) {
+  qpeer__conn *c = conn ? conn->impl : NULL;
   qpeer__list *e;
-  for (e = states.next; e != &states; e = e->next) {
-    pc_state *s = QPEER__CONTAINER_OF(e, pc_state, link);
-    if (s->user == conn)
-      return s;
+  if (!c)
+    return NULL;
+  for (e = c->observers.next; e != &c->observers; e = e->next) {
+    qpeer__conn_observer *o = QPEER__CONTAINER_OF(e, qpeer__conn_observer, link);
+    if (o->ended == on_conn_ended)
+      return QPEER__CONTAINER_OF(o, pc_state, obs);
   }
   return NULL;
 }
@@ -434,7 +440,6 @@ static void start_gather(pc_state *s) {
 }
 
 static void start_upgrade(pc_state *s) {
-  qpeer__list_insert_tail(&states, &s->link);
   start_gather(s);
 }
 
@@ -508,7 +513,6 @@ int qpeer_peer_connect_versioned(qpeer_peer_connect_t *req,
     return UV_EINVAL;
   if (!(s = qpeer__calloc(1, sizeof(*s))))
     return UV_ENOMEM;
-  qpeer__list_init(&s->link);
   s->o = *o;
   if (!s->o.stagger_ms)
     s->o.stagger_ms = 50;
@@ -604,8 +608,6 @@ int qpeer_peer_connect_stop(qpeer_peer_connect_t *req) {
   s->req = NULL;
   req->impl = NULL;
   qpeer__conn_unobserve(&s->obs);
-  if (qpeer__list_linked(&s->link))
-    qpeer__list_remove(&s->link);
   if (s->gathering)
     qpeer_gather_cancel(&s->gather);
   if (s->via_relay && s->user->impl)
