@@ -65,51 +65,10 @@ typedef struct server {
   uv_sem_t ready;             /* signalled once listening */
 } server;
 
-typedef struct sconn {
-  qpeer_conn_t c;  /* accepted connection */
-  qpeer_stream_t s; /* its stream */
-  server *srv;     /* owner */
-} sconn;
-
-static void free_cb(qpeer_handle_t *h) { free(h->data); }
-
-static void s_read(qpeer_stream_t *s, ssize_t n, const uint8_t *d) {
-  sconn *sc = s->data;
-  (void)d;
-  if (n > 0)
-    sc->srv->received += (uint64_t)n;
-}
-
-static void s_on_stream(qpeer_conn_t *c, int status) {
-  sconn *sc = c->data;
-  if (status == 0 && qpeer_conn_accept_stream(c, &sc->s) == 0) {
-    sc->s.data = sc;
-    qpeer_stream_read_start(&sc->s, s_read);
-  }
-}
-
-static void s_on_closed(qpeer_conn_t *c, int status,
-                        const qpeer_close_info_t *i) {
-  (void)status;
-  (void)i;
-  qpeer_close((qpeer_handle_t *)c, free_cb);
-}
-
 static void s_on_connection(qpeer_endpoint_t *ep, int status) {
   server *srv = ep->data;
-  sconn *sc = calloc(1, sizeof(*sc));
-  qpeer_conn_callbacks_t cbs;
-  if (status != 0 || !sc || qpeer_endpoint_accept(ep, &sc->c) != 0) {
-    free(sc);
-    return;
-  }
-  sc->srv = srv;
-  sc->c.data = sc;
-  srv->accepted++;
-  memset(&cbs, 0, sizeof(cbs));
-  cbs.on_stream = s_on_stream;
-  cbs.on_closed = s_on_closed;
-  qpeer_conn_set_callbacks(&sc->c, &cbs);
+  if (status == 0 && bench_sink_accept(ep, &srv->received) == 0)
+    srv->accepted++;
 }
 
 static void s_stop(uv_async_t *a) {

@@ -115,3 +115,53 @@ void bench_bulk_send(uint64_t bytes, const struct sockaddr *to,
   *pt0 = B.t0;
   *pt1 = B.t1;
 }
+
+/* ---- the receiving side --------------------------------------------------- */
+
+typedef struct sink {
+  qpeer_conn_t c;     /* accepted connection */
+  qpeer_stream_t s;   /* its stream */
+  uint64_t *received; /* where bytes are counted */
+} sink;
+
+static void sink_free(qpeer_handle_t *h) { free(h->data); }
+
+static void sink_read(qpeer_stream_t *s, ssize_t n, const uint8_t *d) {
+  sink *k = s->data;
+  (void)d;
+  if (n > 0)
+    *k->received += (uint64_t)n;
+}
+
+static void sink_on_stream(qpeer_conn_t *c, int status) {
+  sink *k = c->data;
+  if (status == 0 && qpeer_conn_accept_stream(c, &k->s) == 0) {
+    k->s.data = k;
+    qpeer_stream_read_start(&k->s, sink_read);
+  }
+}
+
+static void sink_on_closed(qpeer_conn_t *c, int status,
+                           const qpeer_close_info_t *i) {
+  (void)status;
+  (void)i;
+  qpeer_close((qpeer_handle_t *)c, sink_free);
+}
+
+int bench_sink_accept(qpeer_endpoint_t *ep, uint64_t *received) {
+  sink *k = calloc(1, sizeof(*k));
+  qpeer_conn_callbacks_t cbs;
+  int r;
+  if (!k)
+    return UV_ENOMEM;
+  if ((r = qpeer_endpoint_accept(ep, &k->c)) != 0) {
+    free(k);
+    return r;
+  }
+  k->received = received;
+  k->c.data = k;
+  memset(&cbs, 0, sizeof(cbs));
+  cbs.on_stream = sink_on_stream;
+  cbs.on_closed = sink_on_closed;
+  return qpeer_conn_set_callbacks(&k->c, &cbs);
+}

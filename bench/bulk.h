@@ -14,4 +14,9 @@ void bench_bulk_send(uint64_t bytes, const struct sockaddr *to,
                      const qpeer_peer_id_t *pid, const char *alpn,
                      double *pt0, double *pt1);
 
+/* The receiving side: accepts the connection waiting on |ep| and adds
+ * every byte its streams deliver to |*received|. The connection frees
+ * itself when it ends. Returns 0 or an error. */
+int bench_sink_accept(qpeer_endpoint_t *ep, uint64_t *received);
+
 #endif

@@ -56,7 +56,6 @@ static void raise_nofile(void) {
   }
 }
 
-static void free_cb(qpeer_handle_t *h) { free(h->data); }
 
 /* ---- relay process ------------------------------------------------------ */
 
@@ -219,48 +218,10 @@ typedef struct camera {
   int status;
 } camera;
 
-typedef struct cconn {
-  qpeer_conn_t c;
-  qpeer_stream_t s;
-  camera *cam;
-} cconn;
-
-static void c_read(qpeer_stream_t *s, ssize_t n, const uint8_t *d) {
-  cconn *cc = s->data;
-  (void)d;
-  if (n > 0)
-    cc->cam->received += (uint64_t)n;
-}
-
-static void c_on_stream(qpeer_conn_t *c, int status) {
-  cconn *cc = c->data;
-  if (status == 0 && qpeer_conn_accept_stream(c, &cc->s) == 0) {
-    cc->s.data = cc;
-    qpeer_stream_read_start(&cc->s, c_read);
-  }
-}
-
-static void c_on_closed(qpeer_conn_t *c, int status,
-                        const qpeer_close_info_t *i) {
-  (void)status;
-  (void)i;
-  qpeer_close((qpeer_handle_t *)c, free_cb);
-}
-
 static void c_on_connection(qpeer_endpoint_t *ep, int status) {
   camera *cam = ep->data;
-  cconn *cc = calloc(1, sizeof(*cc));
-  qpeer_conn_callbacks_t cbs;
-  if (status != 0 || !cc || qpeer_endpoint_accept(ep, &cc->c) != 0) {
-    free(cc);
-    return;
-  }
-  cc->cam = cam;
-  cc->c.data = cc;
-  memset(&cbs, 0, sizeof(cbs));
-  cbs.on_stream = c_on_stream;
-  cbs.on_closed = c_on_closed;
-  qpeer_conn_set_callbacks(&cc->c, &cbs);
+  if (status == 0)
+    bench_sink_accept(ep, &cam->received);
 }
 
 static void c_bound(qpeer_relay_bind_t *b, int status,
