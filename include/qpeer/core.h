@@ -26,6 +26,9 @@ typedef enum {
   QPEER_CONN,
   QPEER_STREAM,
   QPEER_PORTMAP,
+  QPEER_TUNNEL,  /* qpeer_tunnel_t (include/qpeer/masque.h) */
+  QPEER_BINDING, /* qpeer_relay_bind_t */
+  QPEER_RELAY,   /* qpeer_relay_t */
   QPEER_HANDLE_TYPE_MAX
 } qpeer_handle_type;
 

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "h3/relay.h"
+#include "h3/tunnel.h"
 #include "nat/portmap.h"
 #include "quic/handles.h"
 
@@ -33,6 +35,12 @@ int qpeer_close(qpeer_handle_t *h, qpeer_close_cb cb) {
     return qpeer__stream_close((qpeer_stream_t *)h);
   case QPEER_PORTMAP:
     return qpeer__portmap_close((qpeer_portmap_t *)h);
+  case QPEER_TUNNEL:
+    return qpeer__tunnel_close((qpeer_tunnel_t *)h);
+  case QPEER_BINDING:
+    return qpeer__relay_bind_close((qpeer_relay_bind_t *)h);
+  case QPEER_RELAY:
+    return qpeer__relay_close((qpeer_relay_t *)h);
   default:
     h->flags &= ~(unsigned)QPEER__HANDLE_CLOSING;
     return UV_EINVAL;
@@ -53,6 +61,12 @@ const char *qpeer_handle_type_name(qpeer_handle_type type) {
     return "stream";
   case QPEER_PORTMAP:
     return "portmap";
+  case QPEER_TUNNEL:
+    return "tunnel";
+  case QPEER_BINDING:
+    return "relay_bind";
+  case QPEER_RELAY:
+    return "relay";
   default:
     return "unknown";
   }

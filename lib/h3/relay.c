@@ -1196,7 +1196,7 @@ int qpeer_relay_init_versioned(uv_loop_t *loop, qpeer_relay_t *h, int version,
   uv_timer_start(&r->sweep, on_sweep, QPEER__RELAY_SWEEP_MS,
                  QPEER__RELAY_SWEEP_MS);
   uv_unref((uv_handle_t *)&r->sweep);
-  qpeer__handle_init((qpeer_handle_t *)h, loop, QPEER_UNKNOWN_HANDLE);
+  qpeer__handle_init((qpeer_handle_t *)h, loop, QPEER_RELAY);
   h->impl = r;
   return 0;
 fail:

@@ -312,7 +312,8 @@ static int mc_init(qpeer_endpoint_t *eph, qpeer_handle_t *h, int kind,
                "full-size relayed packets (want >= %u); capsules will be used",
                (unsigned)mc->ep->opts.max_datagram_frame_size,
                (unsigned)QPEER__MASQUE_MIN_DATAGRAM_FRAME);
-  qpeer__handle_init(h, mc->ep->loop, QPEER_UNKNOWN_HANDLE);
+  qpeer__handle_init(h, mc->ep->loop,
+                     kind == MC_TUNNEL ? QPEER_TUNNEL : QPEER_BINDING);
   h->impl = mc;
   return 0;
 fail:
