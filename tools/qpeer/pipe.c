@@ -585,6 +585,69 @@ static int print_ticket(void) {
   return 0;
 }
 
+/* Copies the value of parameter |key| (a Token or a quoted String, with
+ * \" and \\ unescaped) of the Proxy-Status field |ps| into |out|.
+ * Returns 1 if found. Quoted strings are skipped while searching, so a key
+ * inside details text is never matched. */
+static int proxy_status_param(const char *ps, const char *key, char *out,
+                              size_t outlen) {
+  size_t klen = strlen(key), o = 0;
+  const char *p = ps;
+  while (*p) {
+    if (*p == '"') { /* skip a String */
+      for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+          p++;
+      if (*p)
+        p++;
+      continue;
+    }
+    if (*p == ';') {
+      p++;
+      while (*p == ' ')
+        p++;
+      if (!strncmp(p, key, klen) && p[klen] == '=')
+        break;
+      continue;
+    }
+    p++;
+  }
+  if (!*p || outlen == 0)
+    return 0;
+  p += klen + 1;
+  if (*p == '"') {
+    for (p++; *p && *p != '"' && o + 1 < outlen; p++) {
+      if (*p == '\\' && p[1])
+        p++;
+      out[o++] = *p;
+    }
+  } else {
+    for (; *p && *p != ';' && *p != ',' && *p != ' ' && o + 1 < outlen; p++)
+      out[o++] = *p;
+  }
+  out[o] = '\0';
+  return o > 0;
+}
+
+/* Prints why the relay did not give us a binding, in one line that does
+ * not need QPEER_LOG: the HTTP status and the Proxy-Status reason when the
+ * relay answered, else the error. */
+static void report_bind_failure(int status) {
+  qpeer_masque_stats_t st;
+  char why[192];
+  if ((status == QPEER_EREFUSED || status == QPEER_ERELAY) &&
+      qpeer_relay_bind_get_stats(&P.rbind, &st) == 0 && st.http_status != 0 &&
+      (st.http_status < 200 || st.http_status > 299)) {
+    if (proxy_status_param(st.proxy_status, "details", why, sizeof(why)) ||
+        proxy_status_param(st.proxy_status, "error", why, sizeof(why)))
+      fprintf(stderr, "relay refused bind: %d (%s)\n", st.http_status, why);
+    else
+      fprintf(stderr, "relay refused bind: %d\n", st.http_status);
+    return;
+  }
+  cli_fail("relay binding", status);
+}
+
 /* The relay binding came up (again) or was lost. The first success puts
  * the public address in the ticket and prints it. */
 static void on_bound(qpeer_relay_bind_t *b, int status,
@@ -592,7 +655,7 @@ static void on_bound(qpeer_relay_bind_t *b, int status,
   char a[QPEER_ADDR_STRLEN];
   (void)b;
   if (status != 0) {
-    cli_fail("relay binding", status);
+    report_bind_failure(status);
     if (!P.bound && (status == QPEER_EREFUSED || status == QPEER_EPEERID ||
                      status == QPEER_ECERT || status == QPEER_EUNSUPPORTED ||
                      status == QPEER_ERELAY))
