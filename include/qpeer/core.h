@@ -29,6 +29,7 @@ typedef enum {
   QPEER_TUNNEL,  /* qpeer_tunnel_t (include/qpeer/masque.h) */
   QPEER_BINDING, /* qpeer_relay_bind_t */
   QPEER_RELAY,   /* qpeer_relay_t */
+  QPEER_PEER_LISTENER, /* qpeer_peer_listener_t (include/qpeer/peer.h) */
   QPEER_HANDLE_TYPE_MAX
 } qpeer_handle_type;
 

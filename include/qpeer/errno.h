@@ -40,6 +40,7 @@
   XX(ETICKET, -9045, "malformed or corrupted ticket")                         \
   XX(EMAPREFUSED, -9050, "the gateway refused the port mapping")              \
   XX(ENOGATEWAY, -9051, "no default gateway to ask for a port mapping")      \
+  XX(ENOTALLOWED, -9060, "peer ID not allowed by the listener")              \
   XX(EBOOTSTRAP, -9070, "corrupted bootstrap cache file")
 
 typedef enum {

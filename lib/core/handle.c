@@ -9,6 +9,7 @@
 #include "h3/relay.h"
 #include "h3/tunnel.h"
 #include "nat/portmap.h"
+#include "peer/listen.h"
 #include "quic/handles.h"
 
 void qpeer__handle_init(qpeer_handle_t *h, uv_loop_t *loop,
@@ -41,6 +42,8 @@ int qpeer_close(qpeer_handle_t *h, qpeer_close_cb cb) {
     return qpeer__relay_bind_close((qpeer_relay_bind_t *)h);
   case QPEER_RELAY:
     return qpeer__relay_close((qpeer_relay_t *)h);
+  case QPEER_PEER_LISTENER:
+    return qpeer__peer_listener_close((qpeer_peer_listener_t *)h);
   default:
     h->flags &= ~(unsigned)QPEER__HANDLE_CLOSING;
     return UV_EINVAL;
@@ -67,6 +70,8 @@ const char *qpeer_handle_type_name(qpeer_handle_type type) {
     return "relay_bind";
   case QPEER_RELAY:
     return "relay";
+  case QPEER_PEER_LISTENER:
+    return "peer_listener";
   default:
     return "unknown";
   }

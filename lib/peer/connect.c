@@ -10,6 +10,7 @@
 
 #include "core/addr.h"
 #include "peer/connect.h"
+#include "peer/netwatch.h"
 #include "qpeer/peer.h"
 #include "quic/handles.h"
 
@@ -122,10 +123,19 @@ typedef struct pc_state {
   int punching;          /* punch pending */
   uint32_t reprobes;     /* re-probes since the last upgrade */
   qpeer__conn_observer obs; /* told when the connection's state goes */
+  /* network changes */
+  qpeer__netwatch nw;    /* interface watch (while upgrading) */
+  int nchild;            /* timer / watch closes pending */
+  int reprobe_pending;   /* a change arrived while gathering or punching */
+  int have_obs;          /* obs_addr / obs_path are set */
+  struct sockaddr_storage obs_addr; /* the address the peer last observed */
+  qpeer_path_t obs_path; /* our path when it was reported */
+  uint64_t net_changes;  /* network changes acted on */
 } pc_state;
 
 
 static void timer_closed(uv_handle_t *h);
+static void nw_closed(qpeer__netwatch *nw);
 
 static void maybe_free(pc_state *s) {
   size_t i;
@@ -134,9 +144,15 @@ static void maybe_free(pc_state *s) {
     return;
   if (s->timer_open) {
     s->timer_open = 0;
+    s->nchild++;
     uv_close((uv_handle_t *)&s->timer, timer_closed);
-    return;
   }
+  if (s->nw.open) {
+    s->nchild++;
+    qpeer__netwatch_close(&s->nw, nw_closed);
+  }
+  if (s->nchild)
+    return;
   qpeer__conn_unobserve(&s->obs);
   alias_release(s->alias);
   s->alias = NULL;
@@ -147,12 +163,23 @@ static void maybe_free(pc_state *s) {
   qpeer__free(s);
 }
 
-static void timer_closed(uv_handle_t *h) { maybe_free(h->data); }
+static void timer_closed(uv_handle_t *h) {
+  pc_state *s = h->data;
+  s->nchild--;
+  maybe_free(s);
+}
+
+static void nw_closed(qpeer__netwatch *nw) {
+  pc_state *s = nw->ctx;
+  s->nchild--;
+  maybe_free(s);
+}
 
 /* ---- the race ----------------------------------------------------------- */
 
 static void on_attempt(qpeer_connect_t *r, int status);
 static void start_upgrade(pc_state *s);
+static void on_conn_observed(qpeer__conn_observer *obs);
 
 static void attempt_closed(qpeer_handle_t *h) {
   pc_attempt *a = QPEER__CONTAINER_OF((qpeer_conn_t *)h, pc_attempt, h);
@@ -266,6 +293,7 @@ static void adopt(pc_state *s, pc_attempt *a) {
   a->live = 0;
   qpeer__list_init(&s->obs.link);
   s->obs.ended = on_conn_ended;
+  s->obs.observed = on_conn_observed;
   qpeer__conn_observe(c, &s->obs);
 }
 
@@ -328,6 +356,64 @@ static void on_reprobe(uv_timer_t *t) {
     start_gather(s);
 }
 
+/* A network change: probe for a direct path at once, backoff reset; one
+ * that arrives while gathering or punching runs after it. */
+static void network_change(pc_state *s, const char *why) {
+  if (s->stopped || !s->timer_open)
+    return;
+  QPEER__LOG_DEBUG("peer connect: %s: re-probing", why);
+  s->net_changes++;
+  s->reprobes = 0;
+  if (s->gathering || s->punching) {
+    s->reprobe_pending = 1;
+    return;
+  }
+  uv_timer_start(&s->timer, on_reprobe, 0, 0);
+}
+
+/* Runs a re-probe that a network change left pending. Returns nonzero if
+ * one was pending. */
+static int run_pending(pc_state *s) {
+  if (!s->reprobe_pending || s->stopped || !s->timer_open)
+    return 0;
+  s->reprobe_pending = 0;
+  s->reprobes = 0;
+  uv_timer_start(&s->timer, on_reprobe, 0, 0);
+  return 1;
+}
+
+static void on_network(qpeer__netwatch *nw) {
+  network_change(nw->ctx, "interface set changed");
+}
+
+static int path_equal(const qpeer_path_t *a, const qpeer_path_t *b) {
+  return qpeer__addr_equal((const struct sockaddr *)&a->local,
+                           (const struct sockaddr *)&b->local) &&
+         qpeer__addr_equal((const struct sockaddr *)&a->remote,
+                           (const struct sockaddr *)&b->remote);
+}
+
+/* The peer reported the address it sees for us. A new address on a path
+ * we did not change is a NAT rebinding; the first report after a path
+ * change is only recorded (the peer observes a new path). */
+static void on_conn_observed(qpeer__conn_observer *obs) {
+  pc_state *s = QPEER__CONTAINER_OF(obs, pc_state, obs);
+  qpeer__conn *c = s->user->impl;
+  qpeer_path_t p;
+  int rebinding;
+  if (s->stopped || !c || !c->have_observed ||
+      qpeer_conn_get_path(s->user, &p) != 0)
+    return;
+  rebinding = s->have_obs && path_equal(&p, &s->obs_path) &&
+              !qpeer__addr_equal((struct sockaddr *)&c->observed,
+                                 (struct sockaddr *)&s->obs_addr);
+  s->have_obs = 1;
+  s->obs_addr = c->observed;
+  s->obs_path = p;
+  if (rebinding)
+    network_change(s, "observed address changed");
+}
+
 static void schedule_reprobe(pc_state *s) {
   uint64_t d;
   if (s->stopped || s->reprobes >= s->o.max_reprobes || !s->timer_open)
@@ -379,11 +465,13 @@ static void on_punched(qpeer_punch_t *p, int status) {
     qpeer_conn_set_fallback(s->user, (struct sockaddr *)&s->alias->vif.local,
                             (struct sockaddr *)&s->relay,
                             s->o.fallback_timeout_ms, on_fallback);
+    run_pending(s);
     return;
   }
   if (status == UV_ECANCELED)
     return; /* the connection ended */
-  schedule_reprobe(s);
+  if (!run_pending(s))
+    schedule_reprobe(s);
 }
 
 static void start_punch(pc_state *s) {
@@ -400,7 +488,7 @@ static void start_punch(pc_state *s) {
     return;
   }
   QPEER__LOG_DEBUG("peer connect: punch not started: %s", qpeer_err_name(r));
-  if (r == UV_EBUSY)
+  if (!run_pending(s) && r == UV_EBUSY)
     schedule_reprobe(s);
 }
 
@@ -412,6 +500,8 @@ static void on_gathered(qpeer_gather_t *g, int status,
     return;
   s->gathering = 0;
   if (s->stopped || status != UV_EOF) {
+    if (!s->stopped && !run_pending(s))
+      schedule_reprobe(s);
     maybe_free(s);
     return;
   }
@@ -440,15 +530,26 @@ static void start_gather(pc_state *s) {
 }
 
 static void start_upgrade(pc_state *s) {
+  int r = qpeer__netwatch_init(s->loop, &s->nw, s->o.netwatch_interval_ms,
+                               on_network, s);
+  if (r != 0)
+    QPEER__LOG_DEBUG("peer connect: no interface watch: %s",
+                     qpeer_err_name(r));
   start_gather(s);
 }
 
 /* ---- public API --------------------------------------------------------- */
 
+/* The size of the options struct of |version|. */
+static size_t options_size(int version) {
+  return version >= QPEER_PEER_CONNECT_OPTIONS_V2
+             ? sizeof(qpeer_peer_connect_options_t)
+             : offsetof(qpeer_peer_connect_options_t, netwatch_interval_ms);
+}
+
 void qpeer_peer_connect_options_default_versioned(
     int version, qpeer_peer_connect_options_t *o) {
-  (void)version;
-  memset(o, 0, sizeof(*o));
+  memset(o, 0, options_size(version));
   o->policy = QPEER_PREFER_DIRECT;
   o->stagger_ms = 50;
   o->fallback_timeout_ms = 3000;
@@ -456,6 +557,8 @@ void qpeer_peer_connect_options_default_versioned(
   o->max_reprobes = 5;
   o->reprobe_min_ms = 1000;
   o->reprobe_max_ms = 30000;
+  if (version >= QPEER_PEER_CONNECT_OPTIONS_V2)
+    o->netwatch_interval_ms = QPEER__NETWATCH_DEFAULT_MS;
 }
 
 static int family_usable(qpeer__ep *ep, const struct sockaddr *sa) {
@@ -513,7 +616,9 @@ int qpeer_peer_connect_versioned(qpeer_peer_connect_t *req,
     return UV_EINVAL;
   if (!(s = qpeer__calloc(1, sizeof(*s))))
     return UV_ENOMEM;
-  s->o = *o;
+  memcpy(&s->o, o, options_size(version));
+  s->o.netwatch_interval_ms = qpeer__netwatch_clamp(
+      version >= QPEER_PEER_CONNECT_OPTIONS_V2 ? o->netwatch_interval_ms : 0);
   if (!s->o.stagger_ms)
     s->o.stagger_ms = 50;
   if (!s->o.fallback_timeout_ms)
@@ -667,4 +772,14 @@ int qpeer_peer_advertise(qpeer_peer_advertise_t *req, qpeer_conn_t *conn,
   r = qpeer_gather(&req->gather, qpeer_conn_get_endpoint(conn), &go,
                    on_adv_gathered);
   return r;
+}
+
+qpeer__netwatch *qpeer__peer_connect_netwatch(qpeer_peer_connect_t *req) {
+  pc_state *s = req ? req->impl : NULL;
+  return s && s->nw.open ? &s->nw : NULL;
+}
+
+uint64_t qpeer__peer_connect_net_changes(const qpeer_peer_connect_t *req) {
+  const pc_state *s = req ? req->impl : NULL;
+  return s ? s->net_changes : 0;
 }

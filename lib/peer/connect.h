@@ -13,4 +13,13 @@
 #define QPEER__PC_MAX_ALPN 8
 #define QPEER__PC_MAX_ATTEMPTS (1 + QPEER_TICKET_MAX_ADDRS)
 
+struct qpeer_peer_connect_s;
+struct qpeer__netwatch;
+
+/* Test hooks: the upgrade's interface watch (NULL when there is none), and
+ * how many network changes it acted on. */
+struct qpeer__netwatch *
+qpeer__peer_connect_netwatch(struct qpeer_peer_connect_s *req);
+uint64_t qpeer__peer_connect_net_changes(const struct qpeer_peer_connect_s *req);
+
 #endif

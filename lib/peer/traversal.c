@@ -613,3 +613,21 @@ int qpeer_punch(qpeer_punch_t *req, qpeer_conn_t *conn,
   uv_timer_start(&t->timer, on_timer, 0, 0);
   return 0;
 }
+
+int qpeer_conn_get_remote_candidates(const qpeer_conn_t *conn,
+                                     qpeer_candidate_t *out, size_t max,
+                                     size_t *pn) {
+  const qpeer__conn *c = conn ? conn->impl : NULL;
+  const qpeer__trav *t;
+  size_t i, n;
+  if (!c || !pn || (max && !out))
+    return UV_EINVAL;
+  if (c->server)
+    return UV_ENOTSUP;
+  t = c->trav;
+  n = t ? t->remote.n : 0;
+  for (i = 0; i < n && i < max; i++)
+    out[i] = t->remote.e[i].cand;
+  *pn = n;
+  return 0;
+}

@@ -527,6 +527,16 @@ void qpeer__conn_dispatch(qpeer__conn *c) {
     }
     if (ev & QPEER__EV_DGRAMS)
       dispatch_datagrams(c);
+    if ((ev & QPEER__EV_OBSERVED) && c->have_observed) {
+      qpeer__list *e, *next;
+      for (e = c->observers.next; e != &c->observers; e = next) {
+        qpeer__conn_observer *obs =
+            QPEER__CONTAINER_OF(e, qpeer__conn_observer, link);
+        next = e->next;
+        if (obs->observed)
+          obs->observed(obs);
+      }
+    }
     if ((ev & QPEER__EV_OBSERVED) && c->handle && !c->handle_closing &&
         c->cbs.on_observed_address && c->have_observed)
       c->cbs.on_observed_address(c->handle,

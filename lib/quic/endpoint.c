@@ -708,6 +708,29 @@ int qpeer_endpoint_listen_versioned(qpeer_endpoint_t *h, int version,
   return 0;
 }
 
+void qpeer__ep_unlisten(qpeer__ep *ep) {
+  qpeer__list *e;
+  size_t i;
+  while ((e = qpeer__list_head(&ep->accept_q)) != NULL) {
+    qpeer__conn *c = QPEER__CONTAINER_OF(e, qpeer__conn, accept_link);
+    qpeer__list_remove(e);
+    ep->naccept--;
+    qpeer__conn_send_close(c);
+    qpeer__conn_schedule_free(c);
+  }
+  for (i = 0; i < ep->nalpn; i++)
+    qpeer__free(ep->alpn[i].data);
+  qpeer__free(ep->alpn);
+  qpeer__free(ep->allow);
+  ep->alpn = NULL;
+  ep->nalpn = 0;
+  ep->allow = NULL;
+  ep->nallow = 0;
+  memset(&ep->lopts, 0, sizeof(ep->lopts));
+  ep->on_connection = NULL;
+  ep->listening = 0;
+}
+
 int qpeer_endpoint_accept(qpeer_endpoint_t *h, qpeer_conn_t *conn) {
   qpeer__ep *ep;
   qpeer__list *e;

@@ -32,6 +32,9 @@ typedef struct qpeer__conn qpeer__conn;
 typedef struct qpeer__conn_observer {
   qpeer__list link;                                 /* in conn->observers */
   void (*ended)(struct qpeer__conn_observer *obs);  /* the notification */
+  /* Optional (NULL: none): the peer reported a new observed address for
+   * us (c->observed), run from the connection's event dispatch. */
+  void (*observed)(struct qpeer__conn_observer *obs);
 } qpeer__conn_observer;
 typedef struct qpeer__stream qpeer__stream;
 
@@ -98,6 +101,7 @@ struct qpeer__ep {
   size_t nalpn;                    /* entries in alpn */
   qpeer_peer_id_t *allow;          /* allowlist copy */
   size_t nallow;                   /* entries in allow */
+  void *peer_listener;             /* lib/peer/listen.c state, or NULL */
   /* Retry-on-load rate window. */
   uint64_t rate_window_start;      /* ns */
   uint32_t rate_count;             /* unvalidated Initials in window */
@@ -279,6 +283,9 @@ void qpeer__ep_send_packets(qpeer__ep *ep, const ngtcp2_path *path,
                             const uint8_t *data, size_t len, size_t segsize,
                             int *pblocked);
 void qpeer__ep_conn_gone(qpeer__ep *ep, qpeer__conn *c);
+/* Stops listening (the listen options are dropped; connections waiting
+ * for accept are closed), so that qpeer_endpoint_listen works again. */
+void qpeer__ep_unlisten(qpeer__ep *ep);
 void qpeer__ep_mark_dirty(qpeer__ep *ep, qpeer__conn *c);
 uint64_t qpeer__now(void);
 
