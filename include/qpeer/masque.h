@@ -468,6 +468,20 @@ QPEER_EXTERN int qpeer_relay_get_stats(const qpeer_relay_t *relay,
                                        qpeer_relay_stats_t *stats);
 
 /**
+ * `qpeer_relay_shutdown` starts a graceful shutdown: every connection, and
+ * every connection accepted from now on, gets an HTTP/3 GOAWAY (RFC 9114
+ * §5.2). Requests the relay already received carry on; later ones are
+ * refused with H3_REQUEST_REJECTED. qpeer clients react by sending no new
+ * request on the connection: a tunnel runs until the relay ends it, a
+ * binding binds again on a new connection (with its backoff) and keeps
+ * the old one until the new one answers. Call qpeer_relay_close() when
+ * the drain is over (qpeer_relay_get_stats() shows what is still open).
+ * Idempotent. Returns 0, or UV_EINVAL for a closing or uninitialised
+ * relay.
+ */
+QPEER_EXTERN int qpeer_relay_shutdown(qpeer_relay_t *relay);
+
+/**
  * `qpeer_relay_close` closes every connection (HTTP/3 NO_ERROR), tunnel
  * and binding, then runs |cb| on a later loop iteration, like qpeer_close.
  * Returns 0, UV_EINVAL or UV_EALREADY.

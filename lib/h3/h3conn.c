@@ -157,6 +157,9 @@ struct qpeer__h3conn {
   int dying;                    /* teardown started */
   int conn_open;                /* conn handle not yet closed */
   size_t open_handles;          /* stream handles + conn still open */
+  int goaway_tx;                /* we sent GOAWAY */
+  int goaway_rx;                /* the peer sent GOAWAY */
+  int64_t goaway_id;            /* the smallest ID the peer sent in it */
   h3write *wfree;               /* free write requests */
   qpeer__h3_dgram_stats dst;    /* datagram counters */
 };
@@ -848,6 +851,18 @@ static int cb_reset_stream(nghttp3_conn *ng, int64_t sid, uint64_t code,
   return 0;
 }
 
+static int cb_shutdown(nghttp3_conn *ng, int64_t id, void *ud) {
+  qpeer__h3conn *h = ud;
+  (void)ng;
+  if (h->goaway_rx && id >= h->goaway_id)
+    return 0; /* nghttp3 checks that it never grows */
+  h->goaway_rx = 1;
+  h->goaway_id = id;
+  if (!h->dying && !h->failing && h->cbs.on_goaway)
+    h->cbs.on_goaway(h, id);
+  return 0;
+}
+
 static nghttp3_ssize cb_read_data(nghttp3_conn *ng, int64_t sid,
                                   nghttp3_vec *vec, size_t veccnt,
                                   uint32_t *pflags, void *ud, void *sud) {
@@ -915,6 +930,8 @@ int qpeer__h3conn_submit_request(qpeer__h3conn *h, const nghttp3_nv *nva,
     return UV_EINVAL;
   if (h->dying || h->failing)
     return UV_ENOTCONN;
+  if (h->goaway_rx)
+    return UV_ESHUTDOWN; /* RFC 9114 §5.2: no new request after GOAWAY */
   st = stream_new(h, ST_REQ);
   if (!st)
     return UV_ENOMEM;
@@ -1398,6 +1415,7 @@ int qpeer__h3conn_new(qpeer__h3conn **ph, qpeer_conn_t *conn,
   ncb.end_stream = cb_end_stream;
   ncb.stop_sending = cb_stop_sending;
   ncb.reset_stream = cb_reset_stream;
+  ncb.shutdown = cb_shutdown;
   nghttp3_settings_default(&ns);
   ns.qpack_max_dtable_capacity = 0;
   ns.qpack_blocked_streams = 0;
@@ -1455,6 +1473,34 @@ fail:
     maybe_free(h);
   }
   return r;
+}
+
+/* ---- graceful shutdown -------------------------------------------------- */
+
+int qpeer__h3conn_goaway(qpeer__h3conn *h) {
+  int r = 0;
+  if (!h || !h->server)
+    return UV_EINVAL;
+  if (h->dying || h->failing || !h->ng)
+    return UV_ENOTCONN;
+  if (h->goaway_tx)
+    return 0;
+  enter(h);
+  h->in_ng = 1;
+  r = nghttp3_conn_shutdown(h->ng);
+  h->in_ng = 0;
+  if (r == 0)
+    h->goaway_tx = 1;
+  leave(h); /* Writes the GOAWAY frame on the control stream. */
+  return r == 0 ? 0 : r == NGHTTP3_ERR_NOMEM ? UV_ENOMEM : QPEER_EH3;
+}
+
+int qpeer__h3conn_goaway_sent(const qpeer__h3conn *h) { return h->goaway_tx; }
+
+int qpeer__h3conn_goaway_received(const qpeer__h3conn *h, int64_t *pid) {
+  if (h->goaway_rx && pid)
+    *pid = h->goaway_id;
+  return h->goaway_rx;
 }
 
 /* ---- accessors ------------------------------------------------------------

@@ -103,6 +103,11 @@ typedef struct {
   /* Every handle is closed and the session's memory is released; the
    * qpeer_conn_t given to _new may be freed now. */
   void (*on_freed)(qpeer__h3conn *h);
+  /* The peer sent GOAWAY (RFC 9114 §5.2). Client: |id| is the first
+   * request stream ID the server will not process; requests below it
+   * continue, no new request may be sent (_submit_request fails). May run
+   * again with a smaller |id|. May be NULL. */
+  void (*on_goaway)(qpeer__h3conn *h, int64_t id);
 } qpeer__h3conn_callbacks;
 
 /* Datagram counters of a session (added to by both directions). */
@@ -146,6 +151,22 @@ int qpeer__h3conn_new(qpeer__h3conn **ph, qpeer_conn_t *conn,
  * iteration. No other callback runs after this call. Idempotent. */
 void qpeer__h3conn_close(qpeer__h3conn *h, uint64_t code, const char *reason);
 
+/* qpeer__h3conn_goaway starts a graceful shutdown (RFC 9114 §5.2): the
+ * server sends GOAWAY with the first request stream ID it has not seen, so
+ * that requests already received complete and later ones are rejected
+ * (H3_REQUEST_REJECTED, by nghttp3). The connection stays open; close it
+ * with _close when its requests are done. Idempotent. Returns 0,
+ * UV_EINVAL on a client session, UV_ENOTCONN once the session ends, or
+ * QPEER_EH3. */
+int qpeer__h3conn_goaway(qpeer__h3conn *h);
+
+/* Nonzero once we sent GOAWAY (_goaway). */
+int qpeer__h3conn_goaway_sent(const qpeer__h3conn *h);
+
+/* Nonzero once the peer's GOAWAY arrived; |*pid| (may be NULL) is its
+ * smallest stream ID. */
+int qpeer__h3conn_goaway_received(const qpeer__h3conn *h, int64_t *pid);
+
 /* The owner's pointer given to _new. */
 void *qpeer__h3conn_data(const qpeer__h3conn *h);
 /* The QUIC connection. */
@@ -165,8 +186,8 @@ const qpeer__h3_dgram_stats *qpeer__h3conn_dgram_stats(const qpeer__h3conn *h);
 /* qpeer__h3conn_submit_request opens a request stream (client) and sends
  * the header fields |nva| (copied by nghttp3). The request stays open for
  * capsules. Returns 0 with |*prq| set, UV_EINVAL on a server session,
- * QPEER_EFLOWCONTROL when no stream can be opened, UV_ENOTCONN, or
- * QPEER_EH3. */
+ * QPEER_EFLOWCONTROL when no stream can be opened, UV_ENOTCONN,
+ * UV_ESHUTDOWN after the server's GOAWAY, or QPEER_EH3. */
 int qpeer__h3conn_submit_request(qpeer__h3conn *h, const nghttp3_nv *nva,
                                  size_t nvlen, void *data, qpeer__h3req **prq);
 

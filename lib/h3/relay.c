@@ -52,6 +52,7 @@ typedef struct relay {
   qpeer_relay_stats_t stats;           /* counters */
   qpeer__h3_dgram_stats acc;           /* datagram counters of freed conns */
   int closing;                         /* qpeer_relay_close was called */
+  int draining;                        /* qpeer_relay_shutdown was called */
   uint8_t rxbuf[65536];                /* receive buffer of every socket */
 } relay;
 
@@ -1020,8 +1021,12 @@ static void h3_on_freed(qpeer__h3conn *h) {
 }
 
 static const qpeer__h3conn_callbacks h3cbs = {
-    NULL,          h3_on_request,    NULL,         h3_on_datagram,
-    h3_on_capsule, h3_on_req_closed, h3_on_closed, h3_on_freed};
+    .on_request = h3_on_request,
+    .on_datagram = h3_on_datagram,
+    .on_capsule = h3_on_capsule,
+    .on_req_closed = h3_on_req_closed,
+    .on_closed = h3_on_closed,
+    .on_freed = h3_on_freed};
 
 static void on_rc_conn_closed(qpeer_handle_t *h) {
   rconn_free(QPEER__CONTAINER_OF((qpeer_conn_t *)h, rconn, conn));
@@ -1073,6 +1078,27 @@ int qpeer_relay_accept(qpeer_relay_t *h, qpeer_endpoint_t *ep) {
     rc->h3 = NULL;
     qpeer_close((qpeer_handle_t *)&rc->conn, on_rc_conn_closed);
     return rv;
+  }
+  /* Shutting down: the client learns at once that it must go elsewhere
+   * (GOAWAY 0: no request on this connection will be processed). */
+  if (r->draining)
+    qpeer__h3conn_goaway(rc->h3);
+  return 0;
+}
+
+int qpeer_relay_shutdown(qpeer_relay_t *h) {
+  relay *r;
+  qpeer__list *e;
+  if (!h || !(h->flags & QPEER__HANDLE_INIT) || !(r = h->impl) ||
+      (h->flags & (QPEER__HANDLE_CLOSING | QPEER__HANDLE_CLOSED)))
+    return UV_EINVAL;
+  if (r->draining)
+    return 0;
+  r->draining = 1;
+  for (e = r->conns.next; e != &r->conns; e = e->next) {
+    rconn *rc = QPEER__CONTAINER_OF(e, rconn, link);
+    if (rc->h3)
+      qpeer__h3conn_goaway(rc->h3);
   }
   return 0;
 }

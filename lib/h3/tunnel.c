@@ -47,7 +47,8 @@ typedef struct msess {
   qpeer_connect_t creq; /* its connect request */
   qpeer__h3conn *h3;    /* HTTP/3 session, once connected */
   qpeer__h3req *rq;     /* the CONNECT request */
-  int detached;         /* no longer the owner's current session */
+  int detached;         /* neither current nor draining: closing */
+  int goaway;           /* the proxy sent GOAWAY on this connection */
   uint64_t uncomp_id;   /* bind: our uncompressed context (0: none) */
   pctx ctxs[QPEER__BIND_MAX_PROXY_CONTEXTS]; /* bind: proxy contexts */
   size_t nctx;                               /* number of them */
@@ -86,6 +87,9 @@ typedef struct mclient {
   /* state */
   int state;                  /* MC_* */
   msess *sess;                /* current session, or NULL */
+  msess *drain;               /* bind: the previous binding, still carrying
+                                 traffic after the relay's GOAWAY until the
+                                 re-bind answers, or NULL */
   size_t nsess;               /* sessions not yet freed */
   qpeer__vif vif;             /* the virtual interface */
   int vif_added;              /* vif is registered */
@@ -106,6 +110,8 @@ typedef struct mclient {
 
 static void attempt_failed(mclient *mc, int status);
 static void sess_detach(mclient *mc, uint64_t code);
+static void drain_end(mclient *mc, int status);
+static void schedule_retry(mclient *mc);
 static void maybe_finish_close(mclient *mc);
 
 /* ---- options and the request URI ---------------------------------------- */
@@ -441,7 +447,9 @@ static int mc_send(mclient *mc, const struct sockaddr *remote,
                    const uint8_t *data, size_t len) {
   msess *s = mc->sess;
   int r;
-  if (!s || !s->rq || (mc->state != MC_UP && mc->state != MC_ASSIGNING))
+  if (!s || (mc->state != MC_UP && mc->state != MC_ASSIGNING))
+    s = mc->drain; /* the re-bind is not answered yet: the old binding */
+  if (!s || !s->rq)
     return UV_ENOTCONN;
   if (mc->kind == MC_TUNNEL) {
     if (len > QPEER__UDP_PAYLOAD_MAX)
@@ -483,6 +491,14 @@ static int vif_send(qpeer__vif *vif, const struct sockaddr *remote,
 
 /* ---- the bind draft's contexts ------------------------------------------- */
 
+/* Session |s| of |mc| failed: the current attempt or the draining one. */
+static void sess_failed(mclient *mc, msess *s, int status) {
+  if (s == mc->drain)
+    drain_end(mc, status);
+  else if (s == mc->sess)
+    attempt_failed(mc, status);
+}
+
 static void on_compression_capsule(mclient *mc, msess *s, uint64_t type,
                                    const uint8_t *v, size_t len) {
   uint8_t buf[32];
@@ -491,10 +507,10 @@ static void on_compression_capsule(mclient *mc, msess *s, uint64_t type,
   if (type == QPEER__CAPSULE_COMPRESSION_ACK) {
     if (qpeer__capsule_decode_compression_ack(v, len, &id) != 0 ||
         id != s->uncomp_id) {
-      attempt_failed(mc, QPEER_EMALFORMED); /* ACK for nothing we sent */
+      sess_failed(mc, s, QPEER_EMALFORMED); /* ACK for nothing we sent */
       return;
     }
-    if (mc->state == MC_ASSIGNING) {
+    if (s == mc->sess && mc->state == MC_ASSIGNING) {
       mc->state = MC_UP;
       uv_timer_stop(&mc->timer);
       mc->retry_cur = mc->retry_min;
@@ -507,12 +523,12 @@ static void on_compression_capsule(mclient *mc, msess *s, uint64_t type,
   if (type == QPEER__CAPSULE_COMPRESSION_CLOSE) {
     pctx *c;
     if (qpeer__capsule_decode_compression_close(v, len, &id) != 0) {
-      attempt_failed(mc, QPEER_EMALFORMED);
+      sess_failed(mc, s, QPEER_EMALFORMED);
       return;
     }
     if (id == s->uncomp_id) {
       /* The relay stopped forwarding from unknown peers: bind again. */
-      attempt_failed(mc, QPEER_ERELAY);
+      sess_failed(mc, s, QPEER_ERELAY);
       return;
     }
     if ((c = find_ctx_id(s, id)) != NULL)
@@ -527,7 +543,7 @@ static void on_compression_capsule(mclient *mc, msess *s, uint64_t type,
         find_ctx_addr(s, (const struct sockaddr *)&a.addr)) {
       /* Even (ours), uncompressed (only clients register it), duplicate
        * ID or duplicate tuple: malformed (draft §5). */
-      attempt_failed(mc, QPEER_EMALFORMED);
+      sess_failed(mc, s, QPEER_EMALFORMED);
       return;
     }
     if (s->nctx == QPEER__BIND_MAX_PROXY_CONTEXTS) {
@@ -553,9 +569,10 @@ static msess *sess_of_h3(qpeer__h3conn *h) {
   return QPEER__CONTAINER_OF(qpeer__h3conn_conn(h), msess, conn);
 }
 
+/* The session of |h| if it is its owner's current attempt. */
 static msess *current(qpeer__h3conn *h) {
   msess *s = sess_of_h3(h);
-  return s->detached ? NULL : s;
+  return !s->detached && s == s->mc->sess ? s : NULL;
 }
 
 static void submit_request(mclient *mc, msess *s) {
@@ -611,7 +628,7 @@ static void h3_on_response(qpeer__h3req *rq) {
   mclient *mc = s->mc;
   const char *v;
   size_t len = 0;
-  if (s->detached || mc->state != MC_REQUESTED)
+  if (s->detached || s != mc->sess || mc->state != MC_REQUESTED)
     return;
   mc->stats.http_status = rq->status;
   mc->stats.proxy_status[0] = '\0';
@@ -658,6 +675,12 @@ static void h3_on_response(qpeer__h3req *rq) {
     }
     mc->naddrs = (size_t)n;
   }
+  if (mc->drain) {
+    /* Re-bound after a GOAWAY: the new binding takes over now; the old
+     * one (and its public address on the interface) goes. */
+    drain_end(mc, 0);
+    vif_remove(mc);
+  }
   {
     uint8_t buf[32];
     ssize_t n;
@@ -685,7 +708,8 @@ static void h3_on_datagram(qpeer__h3req *rq, uint64_t ctx, const uint8_t *data,
   size_t n;
   pctx *c;
   (void)capsule;
-  if (s->detached || (mc->state != MC_UP && mc->state != MC_ASSIGNING)) {
+  if (s->detached || (s != mc->drain && (s != mc->sess || (mc->state != MC_UP &&
+                                                           mc->state != MC_ASSIGNING)))) {
     mc->stats.dropped++;
     return;
   }
@@ -698,7 +722,7 @@ static void h3_on_datagram(qpeer__h3req *rq, uint64_t ctx, const uint8_t *data,
     return;
   }
   if (ctx == 0) {
-    attempt_failed(mc, QPEER_EMALFORMED); /* draft §4: no context 0 */
+    sess_failed(mc, s, QPEER_EMALFORMED); /* draft §4: no context 0 */
     return;
   }
   if (ctx == s->uncomp_id) {
@@ -719,10 +743,12 @@ static void h3_on_datagram(qpeer__h3req *rq, uint64_t ctx, const uint8_t *data,
 static void h3_on_capsule(qpeer__h3req *rq, uint64_t type, const uint8_t *v,
                           size_t len) {
   msess *s = rq->data;
-  if (s->detached || s->mc->kind != MC_BIND ||
-      (s->mc->state != MC_UP && s->mc->state != MC_ASSIGNING))
+  mclient *mc = s->mc;
+  if (s->detached || mc->kind != MC_BIND ||
+      (s != mc->drain && (s != mc->sess || (mc->state != MC_UP &&
+                                            mc->state != MC_ASSIGNING))))
     return;
-  on_compression_capsule(s->mc, s, type, v, len);
+  on_compression_capsule(mc, s, type, v, len);
 }
 
 static void h3_on_req_closed(qpeer__h3req *rq, int status) {
@@ -731,14 +757,58 @@ static void h3_on_req_closed(qpeer__h3req *rq, int status) {
     return;
   s->rq = NULL;
   /* A clean end by the proxy still ends the tunnel. */
-  attempt_failed(s->mc, status == 0 ? UV_EOF : status);
+  sess_failed(s->mc, s, status == 0 ? UV_EOF : status);
 }
 
 static void h3_on_closed(qpeer__h3conn *h, int status) {
-  msess *s = current(h);
-  if (!s)
+  msess *s = sess_of_h3(h);
+  if (s->detached)
     return;
-  attempt_failed(s->mc, status ? status : QPEER_EPEERCLOSED);
+  sess_failed(s->mc, s, status ? status : QPEER_EPEERCLOSED);
+}
+
+/* The proxy is shutting down gracefully (RFC 9114 §5.2). A request it
+ * will still process carries on: a tunnel runs until the proxy ends it, a
+ * binding keeps carrying traffic while it binds again on a new connection
+ * (after the usual backoff delay) and is replaced when that answers. A
+ * request it will not process, or one not sent yet, fails at once (a
+ * binding then retries with backoff). */
+static void h3_on_goaway(qpeer__h3conn *h, int64_t id) {
+  msess *s = sess_of_h3(h);
+  mclient *mc = s->mc;
+  int processed;
+  if (s->detached || s->goaway)
+    return;
+  s->goaway = 1;
+  if (s == mc->drain)
+    return;
+  QPEER__LOG_DEBUG("masque %s: proxy sent GOAWAY (stream %lld)",
+                   mc->kind == MC_BIND ? "bind" : "tunnel", (long long)id);
+  processed = s->rq && s->rq->stream_id < id &&
+              (mc->state == MC_UP || mc->state == MC_ASSIGNING ||
+               mc->state == MC_REQUESTED);
+  if (!processed) {
+    qpeer__log(QPEER_LOG_INFO, "masque: the proxy is going away (GOAWAY) "
+                               "before answering; %s",
+               mc->kind == MC_BIND ? "binding again later" : "tunnel failed");
+    attempt_failed(mc, QPEER_ERELAY);
+    return;
+  }
+  if (mc->kind != MC_BIND)
+    return; /* the tunnel runs until the proxy ends it */
+  if (mc->state != MC_UP) {
+    /* Answered or about to be, on a connection that is going away: give
+     * it up and bind again on a new one. */
+    attempt_failed(mc, QPEER_ERELAY);
+    return;
+  }
+  /* Up: keep it as the draining binding and bind again. */
+  if (mc->drain)
+    drain_end(mc, 0);
+  mc->drain = s;
+  mc->sess = NULL;
+  uv_timer_stop(&mc->timer);
+  schedule_retry(mc);
 }
 
 static void sess_free(msess *s) {
@@ -750,10 +820,15 @@ static void sess_free(msess *s) {
 
 static void h3_on_freed(qpeer__h3conn *h) { sess_free(sess_of_h3(h)); }
 
-static const qpeer__h3conn_callbacks h3cbs = {h3_on_settings, NULL,
-                                              h3_on_response, h3_on_datagram,
-                                              h3_on_capsule,  h3_on_req_closed,
-                                              h3_on_closed,   h3_on_freed};
+static const qpeer__h3conn_callbacks h3cbs = {
+    .on_settings = h3_on_settings,
+    .on_response = h3_on_response,
+    .on_datagram = h3_on_datagram,
+    .on_capsule = h3_on_capsule,
+    .on_req_closed = h3_on_req_closed,
+    .on_closed = h3_on_closed,
+    .on_freed = h3_on_freed,
+    .on_goaway = h3_on_goaway};
 
 /* ---- sessions: connecting
  * ---------------------------------------------------- */
@@ -816,6 +891,8 @@ static int attempt(mclient *mc) {
   mc->sess = s;
   mc->nsess++;
   mc->state = MC_CONNECTING;
+  mc->stats.http_status = 0; /* describes this attempt's answer only */
+  mc->stats.proxy_status[0] = '\0';
   uv_timer_start(&mc->timer, on_timer, mc->req_ms, 0);
   return 0;
 }
@@ -835,12 +912,8 @@ static void acc_stats(mclient *mc, msess *s) {
   mc->acc.rx_dropped += d->rx_dropped;
 }
 
-/* Lets go of the current session (no callbacks) and closes it. */
-static void sess_detach(mclient *mc, uint64_t code) {
-  msess *s = mc->sess;
-  if (!s)
-    return;
-  mc->sess = NULL;
+/* Closes session |s|, which is no longer referenced (no callbacks). */
+static void sess_end(mclient *mc, msess *s, uint64_t code) {
   s->detached = 1;
   acc_stats(mc, s);
   if (s->h3) {
@@ -849,6 +922,37 @@ static void sess_detach(mclient *mc, uint64_t code) {
              0) {
     sess_free(s);
   }
+}
+
+/* Lets go of the current session (no callbacks) and closes it. */
+static void sess_detach(mclient *mc, uint64_t code) {
+  msess *s = mc->sess;
+  if (!s)
+    return;
+  mc->sess = NULL;
+  sess_end(mc, s, code);
+}
+
+/* Ends the draining binding: |status| 0 when the re-bind replaced it,
+ * else it was lost before that (reported, and the interface goes unless
+ * the re-bind is already up). */
+static void drain_end(mclient *mc, int status) {
+  msess *s = mc->drain;
+  if (!s)
+    return;
+  mc->drain = NULL;
+  sess_end(mc, s,
+           status == QPEER_EMALFORMED ? QPEER__H3_MESSAGE_ERROR
+                                      : QPEER__H3_NO_ERROR);
+  if (status == 0 || mc->closing)
+    return;
+  QPEER__LOG_DEBUG("masque bind: draining binding lost (%s)",
+                   qpeer_err_name(status));
+  if (mc->state != MC_UP && mc->state != MC_ASSIGNING)
+    vif_remove(mc);
+  mc->stats.failures++;
+  if (mc->bcb)
+    mc->bcb((qpeer_relay_bind_t *)mc->handle, status, NULL, 0);
 }
 
 static int permanent(const mclient *mc, int status) {
@@ -883,7 +987,8 @@ static void attempt_failed(mclient *mc, int status) {
                    was_up ? "lost" : "attempt failed", qpeer_err_name(status));
   sess_detach(mc, status == QPEER_EMALFORMED ? QPEER__H3_MESSAGE_ERROR
                                              : QPEER__H3_NO_ERROR);
-  vif_remove(mc);
+  if (!mc->drain)
+    vif_remove(mc); /* else the old binding still carries the traffic */
   uv_timer_stop(&mc->timer);
   mc->stats.failures++;
   if (mc->kind == MC_TUNNEL) {
@@ -948,6 +1053,7 @@ static int mc_close_flagged(qpeer_handle_t *h) {
   }
   mc->closing = 1;
   sess_detach(mc, QPEER__H3_NO_ERROR);
+  drain_end(mc, 0);
   vif_remove(mc);
   rxq_clear(mc);
   mc->state = MC_DONE;
@@ -987,9 +1093,16 @@ static mclient *mc_of(const void *h, int kind) {
 
 static void fill_stats(const mclient *mc, qpeer_masque_stats_t *st) {
   qpeer__h3_dgram_stats d = mc->acc;
+  const msess *live[2];
+  size_t i;
   *st = mc->stats;
-  if (mc->sess && mc->sess->h3) {
-    const qpeer__h3_dgram_stats *c = qpeer__h3conn_dgram_stats(mc->sess->h3);
+  live[0] = mc->sess;
+  live[1] = mc->drain;
+  for (i = 0; i < 2; i++) {
+    const qpeer__h3_dgram_stats *c;
+    if (!live[i] || !live[i]->h3)
+      continue;
+    c = qpeer__h3conn_dgram_stats(live[i]->h3);
     d.tx_quic += c->tx_quic;
     d.tx_capsule += c->tx_capsule;
     d.rx_quic += c->rx_quic;
@@ -1002,6 +1115,15 @@ static void fill_stats(const mclient *mc, qpeer_masque_stats_t *st) {
   st->rx_quic_datagrams = d.rx_quic;
   st->rx_capsules = d.rx_capsule;
   st->dropped += d.rx_dropped;
+}
+
+int qpeer__masque_client_goaway(const qpeer_handle_t *h) {
+  const mclient *mc = h ? h->impl : NULL;
+  if (!mc)
+    return 0;
+  if (mc->drain)
+    return mc->drain->goaway;
+  return mc->sess ? mc->sess->goaway : 0;
 }
 
 qpeer_conn_t *qpeer__masque_client_conn(const qpeer_handle_t *h) {
@@ -1108,6 +1230,7 @@ int qpeer_relay_bind_stop(qpeer_relay_bind_t *b) {
   if (!mc)
     return UV_EINVAL;
   sess_detach(mc, QPEER__H3_NO_ERROR);
+  drain_end(mc, 0);
   vif_remove(mc);
   uv_timer_stop(&mc->timer);
   mc->state = MC_IDLE;
@@ -1119,7 +1242,7 @@ int qpeer_relay_bind_get_local_addr(const qpeer_relay_bind_t *b,
   mclient *mc = mc_of(b, MC_BIND);
   if (!mc || !addr)
     return UV_EINVAL;
-  if (!mc->vif_added || mc->state != MC_UP)
+  if (!mc->vif_added || (mc->state != MC_UP && !mc->drain))
     return UV_ENOTCONN;
   *addr = mc->vif.local;
   return 0;

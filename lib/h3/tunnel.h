@@ -45,4 +45,9 @@ int qpeer__relay_bind_close(qpeer_relay_bind_t *bind);
  * tunnel or binding that is up, else NULL (for tests and diagnostics). */
 qpeer_conn_t *qpeer__masque_client_conn(const qpeer_handle_t *h);
 
+/* Nonzero when the proxy's GOAWAY arrived on the connection that carries
+ * the tunnel or binding now (its current session, or the draining one);
+ * for tests. */
+int qpeer__masque_client_goaway(const qpeer_handle_t *h);
+
 #endif /* QPEER_H3_TUNNEL_H */

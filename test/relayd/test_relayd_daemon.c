@@ -6,9 +6,11 @@
  * token (401 token_missing), a bind-only token (403 token_wrong_scope), a
  * token for another audience (401 token_wrong_audience), a good token to
  * a denied loopback address (403), and a good token to the echo target
- * (payloads come back). The metrics endpoint must count all of that, and
- * SIGTERM must end the daemon with status 0. Usage: test_relayd_daemon
- * PATH-TO-qpeer-relay.
+ * (payloads come back). The metrics endpoint must count all of that.
+ * Then SIGTERM with a tunnel open: the daemon sends GOAWAY, the tunnel
+ * keeps carrying packets after the GOAWAY went out, the drain ends it
+ * cleanly, and the daemon exits with status 0. Usage:
+ * test_relayd_daemon PATH-TO-qpeer-relay.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -52,6 +54,9 @@ static int reported[5];
 static int http_status[5];
 static char proxy_status[5][256];
 static int echoed;
+static qpeer_tunnel_t drain_tun;     /* open across SIGTERM */
+static int drain_events, drain_status; /* its callbacks */
+static int drain_pings, drain_echo_after_goaway;
 static char metrics[65536];
 static uv_timer_t watchdog;
 
@@ -201,11 +206,55 @@ static void fetch_metrics(void) {
 
 static void on_tun_closed(qpeer_handle_t *h) { (void)h; }
 
-static void finish(void) {
-  fetch_metrics();
+static void drain_ping(void) {
+  assert_true(++drain_pings < 1000);
+  assert_int_equal(
+      qpeer_tunnel_send(&drain_tun, (const uint8_t *)"drain", 5), 0);
+}
+
+static void on_drain_recv(qpeer_tunnel_t *t, const uint8_t *data,
+                          size_t len) {
+  if (len != 5 || memcmp(data, "drain", 5) || drain_echo_after_goaway)
+    return;
+  (void)t;
+  if (!strstr(log_buf, "sent GOAWAY")) {
+    drain_ping(); /* the daemon has not logged its GOAWAY yet */
+    return;
+  }
+  drain_echo_after_goaway = 1;
+}
+
+/* The tunnel open across SIGTERM: up, then ended by the drain. */
+static void on_drain_tunnel(qpeer_tunnel_t *t, int status) {
+  drain_events++;
+  drain_status = status;
+  if (drain_events == 1) {
+    assert_int_equal(status, 0);
+    assert_int_equal(qpeer_tunnel_recv_start(t, on_drain_recv), 0);
+    uv_process_kill(&proc, SIGTERM);
+    drain_ping();
+    return;
+  }
+  qpeer_tunnel_close(t, on_tun_closed);
   qpeer_close((qpeer_handle_t *)&ep, on_tun_closed);
   uv_close((uv_handle_t *)&echo, NULL);
-  uv_process_kill(&proc, SIGTERM);
+}
+
+static void finish(void) {
+  char *tok = token(RELAYD_SCOPE_CONNECT, AUD);
+  qpeer_masque_options_t o;
+  fetch_metrics();
+  qpeer_masque_options_default(&o);
+  o.proxy = (const struct sockaddr *)&relay_addr;
+  o.auth = QPEER_AUTH_PEER_ID;
+  o.peer_id = &relay_id;
+  o.target_host = "127.0.0.1";
+  o.target_port = echo_port;
+  o.bearer_token = tok;
+  o.request_timeout_ms = 5000;
+  assert_int_equal(qpeer_tunnel_init(&ep, &drain_tun, &o), 0);
+  assert_int_equal(qpeer_tunnel_start(&drain_tun, on_drain_tunnel), 0);
+  free(tok);
 }
 
 static void on_recv(qpeer_tunnel_t *t, const uint8_t *data, size_t len) {
@@ -386,7 +435,15 @@ static void test_daemon(void **state) {
   assert_true(metric("qpeer_relay_packets_total{direction=\"from_client\"} 1"));
   assert_true(metric("qpeer_relay_packets_total{direction=\"to_client\"} 1"));
   assert_true(metric("qpeer_relay_bytes_total{direction=\"to_client\"} 5"));
-  /* SIGTERM: clean exit. */
+  /* SIGTERM with a tunnel open: GOAWAY, the tunnel still works, the
+   * drain ends it with a FIN, clean exit. */
+  assert_int_equal(drain_events, 2);
+  /* The relay ends the request (FIN) and closes the connection with
+   * H3_NO_ERROR at once; whichever the client reads first. */
+  assert_true(drain_status == UV_EOF || drain_status == QPEER_EPEERCLOSED);
+  assert_true(drain_echo_after_goaway);
+  assert_non_null(strstr(log_buf, "sent GOAWAY"));
+  assert_non_null(strstr(log_buf, "drain time over; ending 1 tunnels"));
   assert_true(proc_exited);
   assert_int_equal(proc_signal, 0);
   assert_int_equal(proc_status, 0);

@@ -28,6 +28,10 @@
 
 /* How long a shutdown may take before the loop is stopped anyway. */
 #define SHUTDOWN_GRACE_MS 5000
+/* How long open tunnels and bindings may drain after the GOAWAY before
+ * the relay closes them, and how often that is checked. */
+#define SHUTDOWN_DRAIN_MS 2000
+#define SHUTDOWN_DRAIN_CHECK_MS 50
 /* How often admitted but silent clients are swept. */
 #define SWEEP_MS 10000
 /* Lifetime of the token printed when the secret is first generated. */
@@ -59,7 +63,10 @@ typedef struct {
   uv_signal_t sig[3];                      /* SIGTERM, SIGINT, SIGHUP */
   uv_timer_t sweep;                        /* quota sweep */
   uv_timer_t grace;                        /* shutdown deadline */
+  uv_timer_t drain;                        /* drain checks after GOAWAY */
+  uint64_t drain_start;                    /* uv_now at the GOAWAY */
   int stopping;                            /* shutdown begun */
+  int relay_closing;                       /* qpeer_relay_close called */
   int exit_code;                           /* process status */
 } relayd;
 
@@ -280,25 +287,67 @@ static void on_grace(uv_timer_t *t) {
   uv_stop(t->loop);
 }
 
-static void shutdown_daemon(const char *why) {
+/* Ends every tunnel and binding still open and closes the relay. */
+static void close_relay(void) {
   int i;
-  if (D.stopping)
+  if (D.relay_closing)
     return;
+  D.relay_closing = 1;
+  uv_timer_stop(&D.drain);
+  for (i = 0; i < 3; i++)
+    uv_signal_stop(&D.sig[i]);
+  if (D.relay_up)
+    qpeer_relay_close(&D.relay, on_relay_closed);
+  else
+    close_endpoints();
+}
+
+/* During the drain: close once nothing is open any more, or when the
+ * drain time is up. */
+static void on_drain(uv_timer_t *t) {
+  qpeer_relay_stats_t st;
+  uint64_t open = 0;
+  if (qpeer_relay_get_stats(&D.relay, &st) == 0)
+    open = st.tunnels_active + st.binds_active;
+  if (open == 0) {
+    logmsg(RELAYD_LOG_INFO, "drained after %llu ms",
+           (unsigned long long)(uv_now(t->loop) - D.drain_start));
+  } else if (uv_now(t->loop) - D.drain_start >= SHUTDOWN_DRAIN_MS) {
+    logmsg(RELAYD_LOG_INFO, "drain time over; ending %llu tunnels and "
+                            "bindings", (unsigned long long)open);
+  } else {
+    return;
+  }
+  close_relay();
+}
+
+/* Graceful shutdown: GOAWAY to every client (no new requests; bound
+ * clients bind again elsewhere), a short drain, then the relay closes
+ * what is left (FIN, H3_NO_ERROR) and the endpoints. A second signal
+ * skips the drain. */
+static void shutdown_daemon(const char *why) {
+  if (D.stopping) {
+    logmsg(RELAYD_LOG_INFO, "%s again: closing now", why);
+    close_relay();
+    return;
+  }
   D.stopping = 1;
   logmsg(RELAYD_LOG_INFO, "shutting down (%s)", why);
   uv_timer_start(&D.grace, on_grace, SHUTDOWN_GRACE_MS, 0);
   uv_unref((uv_handle_t *)&D.grace);
   uv_timer_stop(&D.sweep);
-  for (i = 0; i < 3; i++)
-    uv_signal_stop(&D.sig[i]);
   if (D.metrics_up) {
     relayd_metrics_server_close(&D.msrv, NULL);
     D.metrics_up = 0;
   }
-  if (D.relay_up)
-    qpeer_relay_close(&D.relay, on_relay_closed);
-  else
-    close_endpoints();
+  if (D.relay_up && qpeer_relay_shutdown(&D.relay) == 0) {
+    logmsg(RELAYD_LOG_INFO, "sent GOAWAY; draining for up to %d ms",
+           SHUTDOWN_DRAIN_MS);
+    D.drain_start = uv_now(D.loop);
+    uv_timer_start(&D.drain, on_drain, 0, SHUTDOWN_DRAIN_CHECK_MS);
+    return;
+  }
+  close_relay();
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -613,6 +662,7 @@ static int serve(int argc, char **argv) {
     goto out;
   uv_timer_init(D.loop, &D.sweep);
   uv_timer_init(D.loop, &D.grace);
+  uv_timer_init(D.loop, &D.drain);
   for (i = 0; i < 3; i++) {
     uv_signal_init(D.loop, &D.sig[i]);
     uv_signal_start(&D.sig[i], on_signal, signums[i]);
