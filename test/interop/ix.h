@@ -187,6 +187,7 @@ typedef struct ix_conn_opts_s {
   int h3_datagram;         /* announce SETTINGS_H3_DATAGRAM = 1 */
   int datagram_tp;         /* send max_datagram_frame_size (65535) */
   int grease;              /* reserved setting and frame on our control */
+  int omit_capsule_protocol; /* client: leave out capsule-protocol: ?1 */
   const uint8_t *pin;      /* client: expected Ed25519 key, or NULL */
   int insecure;            /* client: accept any certificate */
   const char *sni;         /* client: server name, or NULL */

@@ -1197,7 +1197,8 @@ ix_req_t *ix_connect_udp(ix_conn_t *c, const char *authority,
   h[n++] = nv(":scheme", "https", 0);
   h[n++] = nv(":authority", authority, 0);
   h[n++] = nv(":path", path, 0);
-  h[n++] = nv("capsule-protocol", "?1", 0);
+  if (!c->o.omit_capsule_protocol)
+    h[n++] = nv("capsule-protocol", "?1", 0);
   h[n++] = nv("user-agent", "ix-masque-client", 0);
   if (bearer) {
     snprintf(auth, sizeof(auth), "Bearer %s", bearer);

@@ -27,6 +27,7 @@
 static struct {
   const char *proxy, *pin, *target, *authority, *token, *token_file;
   int insecure, capsules, no_h3_datagram, no_datagram_tp, no_grease;
+  int no_capsule_protocol;
   int count, expect_status;
   size_t sizes[32];
   int nsizes;
@@ -52,7 +53,8 @@ static void usage(void) {
           "         --target HOST:PORT [--authority HOST:PORT]\n"
           "         [--token TOKEN | --token-file FILE] [--count N]\n"
           "         [--sizes N,N,...] [--capsules] [--no-h3-datagram]\n"
-          "         [--no-datagram-tp] [--no-grease] [--expect-status CODE]\n"
+          "         [--no-datagram-tp] [--no-grease] [--no-capsule-protocol]\n"
+          "         [--expect-status CODE]\n"
           "         [--timeout MS] [-v] [-q]\n");
   exit(2);
 }
@@ -288,6 +290,8 @@ static void parse_args(int argc, char **argv) {
       opt.no_datagram_tp = 1;
     else if (!strcmp(a, "--no-grease"))
       opt.no_grease = 1;
+    else if (!strcmp(a, "--no-capsule-protocol"))
+      opt.no_capsule_protocol = 1;
     else if (!strcmp(a, "--expect-status"))
       opt.expect_status = atoi(ARG());
     else if (!strcmp(a, "--timeout"))
@@ -385,6 +389,7 @@ int main(int argc, char **argv) {
   co.h3_datagram = !opt.no_h3_datagram;
   co.datagram_tp = !opt.no_datagram_tp;
   co.grease = !opt.no_grease;
+  co.omit_capsule_protocol = opt.no_capsule_protocol;
   co.pin = opt.pin ? pin : NULL;
   co.insecure = opt.insecure;
   memset(&hooks, 0, sizeof(hooks));

@@ -88,6 +88,10 @@ check "  every echo came as a capsule, no frame" \
 check "echo with client-side DATAGRAM capsules" "run caps 0 $T --token $tok --capsules --count 6"
 check "  client sent only capsules" 'grep -q "sent 0 frames, 6 capsules" "$work/caps.out"'
 
+# 3b. A request without capsule-protocol (RFC 9297 §3.4: SHOULD) is served.
+check "request without the capsule-protocol field accepted, echo works" \
+  "run nocp 0 $T --token $tok --no-capsule-protocol --count 4"
+
 # 4. Refusals, read by the independent client.
 check "no token: 401" "run notoken 0 $T --expect-status 401"
 check "  401 has Proxy-Status error token_missing" \
