@@ -127,9 +127,10 @@ typedef struct pc_state {
   qpeer__netwatch nw;    /* interface watch (while upgrading) */
   int nchild;            /* timer / watch closes pending */
   int reprobe_pending;   /* a change arrived while gathering or punching */
-  int have_obs;          /* obs_addr / obs_path are set */
+  int have_obs;          /* obs_addr is set */
   struct sockaddr_storage obs_addr; /* the address the peer last observed */
-  qpeer_path_t obs_path; /* our path when it was reported */
+  uint64_t moved_ms;     /* uv_now of our last path change */
+  qpeer_path_t punch_from; /* the path when the running punch started */
   uint64_t net_changes;  /* network changes acted on */
 } pc_state;
 
@@ -230,6 +231,7 @@ static int attempt_start(pc_state *s, pc_attempt *a) {
 static void complete(pc_state *s, int status) {
   qpeer_peer_connect_t *req = s->req;
   s->completed = 1;
+  s->moved_ms = uv_now(s->loop);
   if (status != 0)
     s->stopped = 1; /* nothing to upgrade: release on our own */
   if (s->timer_open)
@@ -393,23 +395,26 @@ static int path_equal(const qpeer_path_t *a, const qpeer_path_t *b) {
                            (const struct sockaddr *)&b->remote);
 }
 
-/* The peer reported the address it sees for us. A new address on a path
- * we did not change is a NAT rebinding; the first report after a path
- * change is only recorded (the peer observes a new path). */
+/* How long after our own path change a new observed address is taken as
+ * the peer seeing the new path rather than a NAT rebinding. */
+#define PC_OBS_SETTLE_MS 1000
+
+/* The peer reported the address it sees for us. A new address while our
+ * path has been stable is a NAT rebinding (our mapping changed); the
+ * first report, and one that follows our own migration, are only
+ * recorded. */
 static void on_conn_observed(qpeer__conn_observer *obs) {
   pc_state *s = QPEER__CONTAINER_OF(obs, pc_state, obs);
   qpeer__conn *c = s->user->impl;
-  qpeer_path_t p;
   int rebinding;
-  if (s->stopped || !c || !c->have_observed ||
-      qpeer_conn_get_path(s->user, &p) != 0)
+  if (s->stopped || !c || !c->have_observed)
     return;
-  rebinding = s->have_obs && path_equal(&p, &s->obs_path) &&
+  rebinding = s->have_obs &&
+              uv_now(s->loop) - s->moved_ms >= PC_OBS_SETTLE_MS &&
               !qpeer__addr_equal((struct sockaddr *)&c->observed,
                                  (struct sockaddr *)&s->obs_addr);
   s->have_obs = 1;
   s->obs_addr = c->observed;
-  s->obs_path = p;
   if (rebinding)
     network_change(s, "observed address changed");
 }
@@ -446,6 +451,7 @@ static void on_fallback(qpeer_conn_t *conn, int status) {
   pc_state *s = state_of_conn(conn);
   if (!s || s->stopped)
     return;
+  s->moved_ms = uv_now(s->loop);
   if (status == 0 && s->req)
     s->req->fallbacks++;
   schedule_reprobe(s);
@@ -459,9 +465,13 @@ static void on_punched(qpeer_punch_t *p, int status) {
     return;
   }
   if (status == 0) {
+    qpeer_path_t now;
     if (s->req)
       s->req->upgrades++;
     s->reprobes = 0;
+    if (qpeer_conn_get_path(s->user, &now) == 0 &&
+        !path_equal(&now, &s->punch_from))
+      s->moved_ms = uv_now(s->loop);
     qpeer_conn_set_fallback(s->user, (struct sockaddr *)&s->alias->vif.local,
                             (struct sockaddr *)&s->relay,
                             s->o.fallback_timeout_ms, on_fallback);
@@ -477,6 +487,7 @@ static void on_punched(qpeer_punch_t *p, int status) {
 static void start_punch(pc_state *s) {
   int r;
   s->punch.data = s;
+  qpeer_conn_get_path(s->user, &s->punch_from);
   r = qpeer_punch(&s->punch, s->user, s->gather.cands, s->gather.ncands,
                   punch_flags(s), on_punched);
   if (r == 0) {
