@@ -33,6 +33,8 @@ PIN(qpeer_candidate_t, 424);
 PIN(qpeer_ticket_t, 2448);
 PIN(qpeer_bootstrap_t, 56);
 PIN(qpeer_path_t, 256);
+PIN(qpeer_peer_listener_t, 80);
+PIN(qpeer_peer_listener_stats_t, 72);
 
 int main(void) {
   printf("1 passed, 0 failed\n");
