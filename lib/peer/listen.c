@@ -53,39 +53,39 @@ typedef struct pl_state {
   struct sockaddr_storage stun[QPEER_GATHER_MAX_STUN]; /* STUN copies */
   const struct sockaddr *stunp[QPEER_GATHER_MAX_STUN]; /* pointers */
   /* relay */
-  int relay_init;                  /* bind is initialised */
-  qpeer_relay_bind_t bind;         /* the binding */
-  int bound;                       /* relay_addr is valid */
-  struct sockaddr_storage relay_addr; /* the public address */
-  int relay_ticket;                /* relay_url/auth go into tickets */
+  int relay_init;                       /* bind is initialised */
+  qpeer_relay_bind_t bind;              /* the binding */
+  int bound;                            /* relay_addr is valid */
+  struct sockaddr_storage relay_addr;   /* the public address */
+  int relay_ticket;                     /* relay_url/auth go into tickets */
   char relay_url[QPEER_TICKET_URL_MAX]; /* "https://..." */
-  qpeer_ticket_auth relay_auth;    /* how the dialer checks the relay */
-  qpeer_peer_id_t relay_pin;       /* its pin (auth PIN) */
+  qpeer_ticket_auth relay_auth;         /* how the dialer checks the relay */
+  qpeer_peer_id_t relay_pin;            /* its pin (auth PIN) */
   /* port mapping */
-  int pm_init;                     /* pm is initialised */
-  qpeer_portmap_t pm;              /* the mapping */
+  int pm_init;        /* pm is initialised */
+  qpeer_portmap_t pm; /* the mapping */
   /* candidates */
-  qpeer_gather_t g;                /* the gathering */
-  int gathering;                   /* g is running */
-  int regather;                    /* gather again when it ends */
-  int have_set;                    /* one gathering completed */
-  qpeer_candidate_t cands[QPEER_GATHER_MAX_CANDS]; /* the set, best first */
-  size_t ncands;                   /* its size */
+  qpeer_gather_t g; /* the gathering */
+  int gathering;    /* g is running */
+  int regather;     /* gather again when it ends */
+  int have_set;     /* one gathering completed */
+  qpeer_candidate_t cands[QPEER_GATHER_MAX_CANDS];   /* the set, best first */
+  size_t ncands;                                     /* its size */
   pl_static statics[QPEER_PEER_LISTENER_MAX_STATIC]; /* added addresses */
-  size_t nstatic;                  /* their number */
-  uv_timer_t refresh;              /* periodic and triggered re-gathering */
-  qpeer__netwatch nw;              /* interface watch (after start) */
+  size_t nstatic;                                    /* their number */
+  uv_timer_t refresh; /* periodic and triggered re-gathering */
+  qpeer__netwatch nw; /* interface watch (after start) */
   /* connections */
-  pl_conn *conns;                  /* max_conns slots */
-  size_t ntracked;                 /* slots in use */
+  pl_conn *conns;  /* max_conns slots */
+  size_t ntracked; /* slots in use */
   /* refusals */
   pl_refusal refusals[QPEER__PL_MAX_REFUSALS]; /* waiting for delivery */
-  size_t nrefusals;                /* entries used */
-  qpeer__defer refusal_task;       /* delivers them */
-  qpeer_peer_listener_stats_t stats; /* counters */
-  int started;                     /* qpeer_peer_listener_start succeeded */
-  int closing;                     /* qpeer_close was called */
-  int pending;                     /* child handles still closing */
+  size_t nrefusals;                            /* entries used */
+  qpeer__defer refusal_task;                   /* delivers them */
+  qpeer_peer_listener_stats_t stats;           /* counters */
+  int started; /* qpeer_peer_listener_start succeeded */
+  int closing; /* qpeer_close was called */
+  int pending; /* child handles still closing */
 } pl_state;
 
 static pl_state *state_of(const qpeer_peer_listener_t *l) {
@@ -213,8 +213,7 @@ static void count_sent(pl_state *s, const qpeer__canddiff *d,
 static void advertise(pl_state *s, pl_conn *pc) {
   int r = qpeer_conn_advertise(pc->conn, s->cands, s->ncands, adv_flags(s));
   if (r != 0)
-    QPEER__LOG_DEBUG("listener: advertisement not sent: %s",
-                     qpeer_err_name(r));
+    QPEER__LOG_DEBUG("listener: advertisement not sent: %s", qpeer_err_name(r));
   if (r == 0 && !pc->advertised) {
     size_t i;
     for (i = 0; i < s->ncands; i++)
@@ -253,7 +252,9 @@ static void on_conn_observed(qpeer__conn_observer *obs) {
 static void start_gather(pl_state *s);
 static void close_step(pl_state *s);
 
-static uint64_t refresh_ms(const pl_state *s) { return s->o.refresh_interval_ms; }
+static uint64_t refresh_ms(const pl_state *s) {
+  return s->o.refresh_interval_ms;
+}
 
 static void on_refresh(uv_timer_t *t) {
   pl_state *s = t->data;
@@ -485,13 +486,13 @@ static void relay_ticket_init(pl_state *s, const qpeer_masque_options_t *mo) {
   }
   qpeer_ticket_init(&scratch);
   s->relay_ticket =
-      qpeer_ticket_add_relay(&scratch, s->relay_url, s->relay_auth,
-                             s->relay_auth == QPEER_TICKET_AUTH_PIN
-                                 ? &s->relay_pin
-                                 : NULL) == 0;
+      qpeer_ticket_add_relay(
+          &scratch, s->relay_url, s->relay_auth,
+          s->relay_auth == QPEER_TICKET_AUTH_PIN ? &s->relay_pin : NULL) == 0;
 }
 
-/* ---- life cycle ----------------------------------------------------------- */
+/* ---- life cycle -----------------------------------------------------------
+ */
 
 void qpeer_peer_listener_options_default_versioned(
     int version, qpeer_peer_listener_options_t *o) {
@@ -511,8 +512,8 @@ static int check_options(const qpeer_peer_listener_options_t *o) {
       o->nstun > QPEER_GATHER_MAX_STUN || (o->nstun && !o->stun_servers) ||
       o->max_conns > QPEER_PEER_LISTENER_MAX_CONNS ||
       o->max_cands > QPEER_GATHER_MAX_CANDS ||
-      (o->flags & ~(unsigned)(QPEER_PEER_ALLOW_LOOPBACK |
-                              QPEER_PEER_ALLOW_LINK_LOCAL)))
+      (o->flags &
+       ~(unsigned)(QPEER_PEER_ALLOW_LOOPBACK | QPEER_PEER_ALLOW_LINK_LOCAL)))
     return UV_EINVAL;
   for (i = 0; i < o->nalpn; i++)
     if (!o->alpn[i] || !*o->alpn[i] || strlen(o->alpn[i]) > 255)
@@ -623,9 +624,9 @@ static void init_abort(pl_state *s) {
   uv_close((uv_handle_t *)&s->refresh, init_failed_timer);
 }
 
-int qpeer_peer_listener_init_versioned(
-    qpeer_endpoint_t *ep, qpeer_peer_listener_t *l, int version,
-    const qpeer_peer_listener_options_t *o) {
+int qpeer_peer_listener_init_versioned(qpeer_endpoint_t *ep,
+                                       qpeer_peer_listener_t *l, int version,
+                                       const qpeer_peer_listener_options_t *o) {
   pl_state *s;
   int r;
   if (!ep || !qpeer__ep_of(ep) || !l || !o || version < 1 ||
@@ -779,7 +780,8 @@ int qpeer__peer_listener_close(qpeer_peer_listener_t *l) {
   return 0;
 }
 
-/* ---- public calls ----------------------------------------------------------- */
+/* ---- public calls -----------------------------------------------------------
+ */
 
 int qpeer_peer_listener_accept(qpeer_peer_listener_t *l, qpeer_conn_t *conn) {
   pl_state *s = state_of(l);
@@ -889,10 +891,9 @@ int qpeer_peer_listener_get_ticket(const qpeer_peer_listener_t *l,
     qpeer_ticket_add_typed_addr(t, (struct sockaddr *)&s->relay_addr,
                                 QPEER_TICKET_ADDR_RELAY);
     if (s->relay_ticket)
-      qpeer_ticket_add_relay(t, s->relay_url, s->relay_auth,
-                             s->relay_auth == QPEER_TICKET_AUTH_PIN
-                                 ? &s->relay_pin
-                                 : NULL);
+      qpeer_ticket_add_relay(
+          t, s->relay_url, s->relay_auth,
+          s->relay_auth == QPEER_TICKET_AUTH_PIN ? &s->relay_pin : NULL);
   }
   for (i = 0; i < s->ncands && t->naddrs < QPEER_TICKET_MAX_ADDRS; i++) {
     qpeer_ticket_addr_type ty = ticket_type(s->cands[i].type);

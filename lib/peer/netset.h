@@ -31,12 +31,12 @@ int qpeer__netset_equal(const struct sockaddr_storage *a, size_t na,
  * address: indexes into the new set (|added|, |retyped|: same address,
  * other type or priority) and into the old one (|removed|). */
 typedef struct {
-  size_t nadded;                        /* entries in |added| */
-  size_t added[QPEER__CANDDIFF_MAX];    /* new-set indexes */
-  size_t nremoved;                      /* entries in |removed| */
-  size_t removed[QPEER__CANDDIFF_MAX];  /* old-set indexes */
-  size_t nretyped;                      /* entries in |retyped| */
-  size_t retyped[QPEER__CANDDIFF_MAX];  /* new-set indexes */
+  size_t nadded;                       /* entries in |added| */
+  size_t added[QPEER__CANDDIFF_MAX];   /* new-set indexes */
+  size_t nremoved;                     /* entries in |removed| */
+  size_t removed[QPEER__CANDDIFF_MAX]; /* old-set indexes */
+  size_t nretyped;                     /* entries in |retyped| */
+  size_t retyped[QPEER__CANDDIFF_MAX]; /* new-set indexes */
 } qpeer__canddiff;
 
 /* qpeer__canddiff_compute fills |d| with the difference from |old|

@@ -29,8 +29,7 @@ static int os_source(qpeer__netwatch *nw, struct sockaddr_storage *out,
     if (fam == AF_INET)
       memcpy(&out[k++], &ifs[i].address.address4, sizeof(struct sockaddr_in));
     else if (fam == AF_INET6)
-      memcpy(&out[k++], &ifs[i].address.address6,
-             sizeof(struct sockaddr_in6));
+      memcpy(&out[k++], &ifs[i].address.address6, sizeof(struct sockaddr_in6));
   }
   uv_free_interface_addresses(ifs, n);
   *pn = k;

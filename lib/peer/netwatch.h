@@ -22,23 +22,23 @@ typedef struct qpeer__netwatch qpeer__netwatch;
 /* Writes up to |max| interface addresses into |out| and their count into
  * |*pn|. Returns 0 or a UV_E* code (the poll is then skipped). */
 typedef int (*qpeer__netwatch_source)(qpeer__netwatch *nw,
-                                      struct sockaddr_storage *out,
-                                      size_t max, size_t *pn);
+                                      struct sockaddr_storage *out, size_t max,
+                                      size_t *pn);
 
 struct qpeer__netwatch {
-  uv_timer_t timer;                          /* the poll timer */
-  uint64_t interval_ms;                      /* poll interval */
-  void (*changed)(qpeer__netwatch *nw);      /* the set changed */
-  void (*closed)(qpeer__netwatch *nw);       /* after qpeer__netwatch_close */
-  qpeer__netwatch_source source;             /* NULL: the OS interfaces */
-  void *source_ctx;                          /* the source's context */
-  void *ctx;                                 /* the owner's context */
+  uv_timer_t timer;                     /* the poll timer */
+  uint64_t interval_ms;                 /* poll interval */
+  void (*changed)(qpeer__netwatch *nw); /* the set changed */
+  void (*closed)(qpeer__netwatch *nw);  /* after qpeer__netwatch_close */
+  qpeer__netwatch_source source;        /* NULL: the OS interfaces */
+  void *source_ctx;                     /* the source's context */
+  void *ctx;                            /* the owner's context */
   struct sockaddr_storage set[QPEER__NETSET_MAX]; /* the last set seen */
-  size_t n;                                  /* its size */
-  int have;                                  /* |set| was read once */
-  int open;                                  /* timer initialised */
-  uint64_t polls;                            /* statistics: polls */
-  uint64_t changes;                          /* statistics: changes seen */
+  size_t n;                                       /* its size */
+  int have;                                       /* |set| was read once */
+  int open;                                       /* timer initialised */
+  uint64_t polls;                                 /* statistics: polls */
+  uint64_t changes;                               /* statistics: changes seen */
 };
 
 /* qpeer__netwatch_init reads the current set (no callback for it) and

@@ -83,8 +83,7 @@ static void client_connect(client *c) {
   co.auth = QPEER_AUTH_PEER_ID;
   co.peer_id = peer_id_of(&cam_ep);
   c->req.data = c;
-  assert_int_equal(qpeer_connect(&c->req, &c->ep, &c->conn, &co, on_client),
-                   0);
+  assert_int_equal(qpeer_connect(&c->req, &c->ep, &c->conn, &co, on_client), 0);
 }
 
 static void client_close(client *c) {
@@ -92,7 +91,8 @@ static void client_close(client *c) {
   qpeer_close((qpeer_handle_t *)&c->ep, on_close);
 }
 
-/* ---- (a) admission -------------------------------------------------------- */
+/* ---- (a) admission --------------------------------------------------------
+ */
 
 static client ca, cb_, cc, cd;
 static qpeer_conn_t acc[4];
@@ -147,8 +147,7 @@ static void admission_end(void) {
   client_close(&cc);
   client_close(&cd);
   assert_int_equal(qpeer_close((qpeer_handle_t *)&lst, on_close), 0);
-  assert_int_equal(qpeer_close((qpeer_handle_t *)&lst, on_close),
-                   UV_EALREADY);
+  assert_int_equal(qpeer_close((qpeer_handle_t *)&lst, on_close), UV_EALREADY);
   qpeer_close((qpeer_handle_t *)&cam_ep, on_close);
 }
 
@@ -169,8 +168,7 @@ static void admission_step(uv_timer_t *t) {
     if (!cc.done || ev_count[QPEER_LISTENER_EV_REFUSED] < 1)
       return;
     assert_int_equal(cc.status, QPEER_EREFUSED);
-    assert_int_equal(last_status[QPEER_LISTENER_EV_REFUSED],
-                     QPEER_ENOTALLOWED);
+    assert_int_equal(last_status[QPEER_LISTENER_EV_REFUSED], QPEER_ENOTALLOWED);
     assert_true(qpeer_peer_id_equal(&last_refused, peer_id_of(&cc.ep)));
     client_connect(&cd);
     step++;
@@ -238,7 +236,8 @@ static void test_listen_admission(void **state) {
   qpt_loop_teardown(&loop);
 }
 
-/* ---- (b) candidate refresh ------------------------------------------------ */
+/* ---- (b) candidate refresh ------------------------------------------------
+ */
 
 static client cr;
 static struct sockaddr_storage extra;
@@ -259,10 +258,9 @@ static int fake_source(qpeer__netwatch *nw, struct sockaddr_storage *out,
 static int client_has(const struct sockaddr_storage *a) {
   qpeer_candidate_t c[QPEER_GATHER_MAX_CANDS];
   size_t n, i;
-  assert_int_equal(qpeer_conn_get_remote_candidates(&cr.conn, c,
-                                                    QPEER_GATHER_MAX_CANDS,
-                                                    &n),
-                   0);
+  assert_int_equal(
+      qpeer_conn_get_remote_candidates(&cr.conn, c, QPEER_GATHER_MAX_CANDS, &n),
+      0);
   for (i = 0; i < n && i < QPEER_GATHER_MAX_CANDS; i++)
     if (qpeer__addr_equal((struct sockaddr *)&c[i].addr,
                           (const struct sockaddr *)a))
@@ -304,17 +302,17 @@ static void refresh_step(uv_timer_t *t) {
     assert_int_equal(tk.addrs[i].type, QPEER_TICKET_ADDR_HOST);
     /* A new address (a manual port forward): ADD_ADDRESS. */
     assert_int_equal(qpeer_addr_parse(&extra, "192.0.2.44:5555"), 0);
-    assert_int_equal(qpeer_peer_listener_add_address(
-                         &lst, (struct sockaddr *)&extra,
-                         QPEER_CANDIDATE_SRFLX),
+    assert_int_equal(qpeer_peer_listener_add_address(&lst,
+                                                     (struct sockaddr *)&extra,
+                                                     QPEER_CANDIDATE_SRFLX),
                      0);
-    assert_int_equal(qpeer_peer_listener_add_address(
-                         &lst, (struct sockaddr *)&extra,
-                         QPEER_CANDIDATE_SRFLX),
+    assert_int_equal(qpeer_peer_listener_add_address(&lst,
+                                                     (struct sockaddr *)&extra,
+                                                     QPEER_CANDIDATE_SRFLX),
                      UV_EEXIST);
-    assert_int_equal(qpeer_peer_listener_add_address(
-                         &lst, (struct sockaddr *)&extra,
-                         QPEER_CANDIDATE_PRFLX),
+    assert_int_equal(qpeer_peer_listener_add_address(&lst,
+                                                     (struct sockaddr *)&extra,
+                                                     QPEER_CANDIDATE_PRFLX),
                      UV_EINVAL);
     step++;
     return;
@@ -381,7 +379,8 @@ static void test_listen_refresh(void **state) {
   qpt_loop_teardown(&loop);
 }
 
-/* ---- (c) the relay binding, kept up --------------------------------------- */
+/* ---- (c) the relay binding, kept up ---------------------------------------
+ */
 
 static qpeer_endpoint_t relay_ep, phone_ep;
 static qpeer_relay_t relay;

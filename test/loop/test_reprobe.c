@@ -133,7 +133,8 @@ static void end_all(void) {
 static void inject_observed(void) {
   qpeer__conn *c = phone_conn.impl;
   char text[64];
-  snprintf(text, sizeof(text), "198.51.100.77:%u", 4000u + (unsigned)injections++);
+  snprintf(text, sizeof(text), "198.51.100.77:%u",
+           4000u + (unsigned)injections++);
   assert_int_equal(qpeer_addr_parse(&c->observed, text), 0);
   c->have_observed = 1;
   c->events |= QPEER__EV_OBSERVED;
@@ -244,8 +245,7 @@ static void test_reprobe_network_changes(void **state) {
   qpeer_peer_listener_options_default(&o);
   o.alpn = app_alpn;
   o.nalpn = 1;
-  o.allow =
-      qpeer_identity_get_peer_id(qpeer_endpoint_get_identity(&phone_ep));
+  o.allow = qpeer_identity_get_peer_id(qpeer_endpoint_get_identity(&phone_ep));
   o.nallow = 1;
   o.relay = &mo;
   o.flags = QPEER_PEER_ALLOW_LOOPBACK;

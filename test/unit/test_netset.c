@@ -86,8 +86,8 @@ static void test_netset_equal(void **state) {
 static qpeer_candidate_t cand(const char *text, qpeer_candidate_type type) {
   qpeer_candidate_t c;
   struct sockaddr_storage a = sa(text);
-  assert_int_equal(qpeer__cand_init(&c, type, (struct sockaddr *)&a, NULL,
-                                    NULL, QPEER_CANDIDATE_SRC_INTERFACE, 0),
+  assert_int_equal(qpeer__cand_init(&c, type, (struct sockaddr *)&a, NULL, NULL,
+                                    QPEER_CANDIDATE_SRC_INTERFACE, 0),
                    0);
   return c;
 }
@@ -141,7 +141,8 @@ static void test_canddiff_bound(void **state) {
     big[i] = cand(text, QPEER_CANDIDATE_HOST);
   }
   /* Only QPEER__CANDDIFF_MAX entries of each side are looked at. */
-  assert_true(qpeer__canddiff_compute(&d, NULL, 0, big, QPEER__ARRAY_SIZE(big)));
+  assert_true(
+      qpeer__canddiff_compute(&d, NULL, 0, big, QPEER__ARRAY_SIZE(big)));
   assert_int_equal(d.nadded, QPEER__CANDDIFF_MAX);
   assert_false(qpeer__canddiff_compute(&d, big, QPEER__ARRAY_SIZE(big), big,
                                        QPEER__ARRAY_SIZE(big)));
