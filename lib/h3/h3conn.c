@@ -20,6 +20,7 @@
 #include "h3/capsule.h"
 #include "h3/datagram.h"
 #include "h3/h3conn.h"
+#include "quic/handles.h"
 
 int qpeer__h3_test_no_h3_datagram;
 
@@ -1473,6 +1474,18 @@ fail:
     maybe_free(h);
   }
   return r;
+}
+
+/* ---- writing datagrams early ---------------------------------------------- */
+
+void qpeer__h3conn_flush_datagrams(qpeer__h3conn *h, int force) {
+  qpeer__conn *c;
+  if (!h || h->depth || h->dying || h->failing || !h->conn ||
+      !(c = h->conn->impl) || c->freeing || c->closed)
+    return;
+  if (c->dgq_len == 0 || (!force && c->dgq_len < QPEER__MAX_DGRAM_QUEUE / 2))
+    return;
+  qpeer__conn_write(c);
 }
 
 /* ---- graceful shutdown -------------------------------------------------- */

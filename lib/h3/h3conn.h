@@ -213,6 +213,13 @@ int qpeer__h3req_send_datagram(qpeer__h3req *rq, uint64_t context_id,
                                const uint8_t *hdr, size_t hdrlen,
                                const uint8_t *data, size_t len);
 
+/* qpeer__h3conn_flush_datagrams writes the QUIC connection's queued
+ * datagrams now (as far as congestion control and pacing allow) instead
+ * of at the end of the loop iteration: always with |force|, else only
+ * when the queue is half full. For callers outside the connection's own
+ * receive path (a relay's sockets); does nothing inside it. */
+void qpeer__h3conn_flush_datagrams(qpeer__h3conn *h, int force);
+
 /* qpeer__h3req_send_capsule queues one capsule (copied) on the request
  * stream. Returns 0, UV_ENOMEM or UV_EPIPE. */
 int qpeer__h3req_send_capsule(qpeer__h3req *rq, uint64_t type,

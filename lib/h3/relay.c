@@ -17,6 +17,7 @@
 #include "h3/h3conn.h"
 #include "h3/proxy_status.h"
 #include "h3/relay.h"
+#include "net/udp.h"
 #include "quic/handles.h"
 
 /* Session states. */
@@ -49,11 +50,23 @@ typedef struct relay {
   size_t nsess;                        /* sessions not yet freed */
   uv_timer_t sweep;                    /* idle sweep */
   int sweep_closed;                    /* its close callback ran */
+  /* Packets to peers are gathered per (socket, destination) into one
+   * GSO train (equal segments, the last may be shorter) and sent when the
+   * next packet does not fit it, or after the poll phase (txflush). */
+  uv_check_t txflush;                  /* sends the pending train */
+  int txflush_closed;                  /* its close callback ran */
+  struct rudp *tx_sock;                /* socket of the pending train */
+  struct sockaddr_storage tx_to;       /* its destination */
+  size_t tx_seg, tx_len, tx_n;         /* segment size, bytes, segments */
+  uint8_t *txbuf;                      /* QPEER__UDP_GSO_MAX_BYTES, lazily */
   qpeer_relay_stats_t stats;           /* counters */
   qpeer__h3_dgram_stats acc;           /* datagram counters of freed conns */
   int closing;                         /* qpeer_relay_close was called */
   int draining;                        /* qpeer_relay_shutdown was called */
-  uint8_t rxbuf[65536];                /* receive buffer of every socket */
+  uint8_t rxbuf[65536];                /* receive buffer of tunnel sockets */
+  qpeer__udp_rx brx;                   /* receive storage of every binding
+                                          socket (recvmmsg, UDP GRO);
+                                          allocated with the first one */
 } relay;
 
 typedef struct rconn {
@@ -86,7 +99,8 @@ typedef struct rsess {
   uint64_t last;                  /* last packet either way (uv_now) */
   uv_getaddrinfo_t gai;           /* name resolution */
   int gai_pending;                /* gai is running */
-  uv_udp_t udp[2];                /* sockets */
+  uv_udp_t udp[2];                /* tunnel: its socket (udp[0]) */
+  struct rudp *budp[2];           /* binding: its sockets */
   int nudp;                       /* initialised sockets */
   int nudp_open;                  /* not yet closed */
   struct sockaddr_storage target; /* tunnel: the target */
@@ -96,7 +110,15 @@ typedef struct rsess {
   size_t nctx;                    /* their number */
 } rsess;
 
+/* A binding's socket: batched receive (recvmmsg + UDP GRO) into the
+ * relay's shared storage, sends with sendmsg. */
+typedef struct rudp {
+  qpeer__udp u;  /* the socket */
+  struct rsess *s; /* its session */
+} rudp;
+
 static void close_session(rsess *s, int how, uint64_t code);
+static void tx_flush(relay *r);
 static void maybe_finish(relay *r);
 
 /* ---- the target policy ------------------------------------------------------
@@ -270,6 +292,18 @@ static void on_udp_closed(uv_handle_t *h) {
   maybe_free_session(s);
 }
 
+static void on_budp_closed(uv_handle_t *h) {
+  rudp *b = QPEER__CONTAINER_OF((qpeer__udp *)h->data, rudp, u);
+  rsess *s = b->s;
+  int i;
+  for (i = 0; i < s->nudp; i++)
+    if (s->budp[i] == b)
+      s->budp[i] = NULL;
+  qpeer__free(b);
+  s->nudp_open--;
+  maybe_free_session(s);
+}
+
 static void close_session(rsess *s, int how, uint64_t code) {
   relay *r = s->r;
   int i;
@@ -297,8 +331,14 @@ static void close_session(rsess *s, int how, uint64_t code) {
   s->client = NULL;
   if (s->gai_pending)
     uv_cancel((uv_req_t *)&s->gai);
-  for (i = 0; i < s->nudp; i++)
-    uv_close((uv_handle_t *)&s->udp[i], on_udp_closed);
+  for (i = 0; i < s->nudp; i++) {
+    if (s->kind == QPEER_RELAY_BIND && s->budp[i] == r->tx_sock)
+      tx_flush(r);
+    if (s->kind == QPEER_RELAY_BIND)
+      qpeer__udp_close(&s->budp[i]->u, on_budp_closed);
+    else
+      uv_close((uv_handle_t *)&s->udp[i], on_udp_closed);
+  }
   maybe_free_session(s);
 }
 
@@ -351,14 +391,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)s->r->rxbuf, sizeof(s->r->rxbuf));
 }
 
-/* A packet from the target (tunnel) or from any peer (binding). */
+static void relay_in(rsess *s, const uint8_t *p, size_t n,
+                     const struct sockaddr *addr);
+
+/* A packet from the target of a tunnel. */
 static void on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
                         const struct sockaddr *addr, unsigned flags) {
   rsess *s = u->data;
   relay *r = s->r;
   const uint8_t *p = (const uint8_t *)buf->base;
   size_t n = (size_t)nread;
-  int rv;
   if (s->state != RS_OPEN || !s->rq)
     return;
   if (nread < 0) {
@@ -372,6 +414,15 @@ static void on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
       r->stats.dropped_other++;
     return;
   }
+  relay_in(s, p, n, addr);
+}
+
+/* A packet from the target (tunnel) or from a peer (binding) |addr| goes
+ * to the client as an HTTP Datagram. */
+static void relay_in(rsess *s, const uint8_t *p, size_t n,
+                     const struct sockaddr *addr) {
+  relay *r = s->r;
+  int rv;
   s->last = uv_now(r->loop);
   if (!quota_pass(s, 1, n))
     return;
@@ -401,28 +452,87 @@ static void on_udp_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
     r->stats.dropped_other++;
 }
 
-static uv_udp_t *socket_for(rsess *s, int family) {
-  int i;
-  for (i = 0; i < s->nudp; i++) {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (uv_udp_getsockname(&s->udp[i], (struct sockaddr *)&ss, &len) == 0 &&
-        ss.ss_family == family)
-      return &s->udp[i];
+/* A packet (or one datagram of a GRO train) at a binding's socket. */
+static void on_budp_recv(qpeer__udp *u, const uint8_t *data, size_t len,
+                         const struct sockaddr *from, int truncated) {
+  rsess *s = QPEER__CONTAINER_OF(u, rudp, u)->s;
+  if (s->state != RS_OPEN || !s->rq)
+    return;
+  if (truncated) {
+    s->r->stats.dropped_other++;
+    return;
   }
+  relay_in(s, data, len, from);
+  /* Keep the client's connection's datagram queue from overflowing
+   * within one large receive batch: send what it holds now. */
+  if (s->state == RS_OPEN && s->rc && s->rc->h3)
+    qpeer__h3conn_flush_datagrams(s->rc->h3, 0);
+}
+
+/* After each receive batch: send the queued datagrams at once, as GSO
+ * trains, instead of waiting for the end of the loop iteration. */
+static void on_budp_batch(qpeer__udp *u) {
+  rsess *s = QPEER__CONTAINER_OF(u, rudp, u)->s;
+  if (s->state == RS_OPEN && s->rc && s->rc->h3)
+    qpeer__h3conn_flush_datagrams(s->rc->h3, 1);
+}
+
+static qpeer__udp *socket_for(rsess *s, int family) {
+  int i;
+  for (i = 0; i < s->nudp; i++)
+    if (s->budp[i] && s->budp[i]->u.fd >= 0 && s->budp[i]->u.family == family)
+      return &s->budp[i]->u;
   return NULL;
 }
 
-/* Sends a client's payload out of the binding to |to|. */
+/* Sends the pending train (UDP may lose it: errors are not reported). */
+static void tx_flush(relay *r) {
+  rudp *b = r->tx_sock;
+  if (!b)
+    return;
+  r->tx_sock = NULL;
+  if (b->u.fd >= 0 &&
+      qpeer__udp_send(&b->u, (const struct sockaddr *)&r->tx_to, r->txbuf,
+                      r->tx_len, r->tx_seg) != 0)
+    r->stats.dropped_other += r->tx_n;
+  r->tx_len = r->tx_n = 0;
+  uv_check_stop(&r->txflush);
+}
+
+static void on_txflush(uv_check_t *c) { tx_flush(c->data); }
+
+/* Sends a client's payload out of the binding to |to|: appended to the
+ * pending train when it continues it, else after sending that. */
 static int bind_send(rsess *s, const struct sockaddr *to, const uint8_t *p,
                      size_t n) {
-  uv_udp_t *u = socket_for(s, to->sa_family);
-  uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned int)n);
-  int r;
+  relay *r = s->r;
+  qpeer__udp *u = socket_for(s, to->sa_family);
+  rudp *b;
   if (!u)
     return UV_EAFNOSUPPORT;
-  r = uv_udp_try_send(u, &b, 1, to);
-  return r < 0 ? r : 0;
+  b = QPEER__CONTAINER_OF(u, rudp, u);
+  if (n == 0 || n > QPEER__UDP_GSO_MAX_BYTES)
+    return qpeer__udp_send(u, to, p, n, n);
+  if (!r->txbuf && !(r->txbuf = qpeer__malloc(QPEER__UDP_GSO_MAX_BYTES)))
+    return qpeer__udp_send(u, to, p, n, n);
+  if (r->tx_sock &&
+      (r->tx_sock != b || n > r->tx_seg ||
+       r->tx_len + n > QPEER__UDP_GSO_MAX_BYTES ||
+       r->tx_n >= QPEER__UDP_TX_BATCH ||
+       !qpeer__addr_equal((const struct sockaddr *)&r->tx_to, to)))
+    tx_flush(r);
+  if (!r->tx_sock) {
+    r->tx_sock = b;
+    qpeer__addr_normalize(&r->tx_to, to);
+    r->tx_seg = n;
+    uv_check_start(&r->txflush, on_txflush);
+  }
+  memcpy(r->txbuf + r->tx_len, p, n);
+  r->tx_len += n;
+  r->tx_n++;
+  if (n < r->tx_seg) /* a shorter segment ends a train */
+    tx_flush(r);
+  return 0;
 }
 
 static void h3_on_datagram(qpeer__h3req *rq, uint64_t ctx, const uint8_t *data,
@@ -635,6 +745,32 @@ static int open_socket(rsess *s, const struct sockaddr *local) {
   return 0;
 }
 
+/* Opens one socket of binding |s| bound to |local| (IPv6 only for an
+ * IPv6 address; DF set). */
+static int open_bind_socket(rsess *s, const struct sockaddr *local) {
+  relay *r = s->r;
+  rudp *b;
+  int rv;
+  if (!r->brx.buf && (rv = qpeer__udp_rx_init(&r->brx, 1)) != 0)
+    return rv;
+  if (!(b = qpeer__calloc(1, sizeof(*b))))
+    return UV_ENOMEM;
+  b->s = s;
+  rv = qpeer__udp_open_shared(&b->u, r->loop, local,
+                              local->sa_family == AF_INET6, &r->brx);
+  if (rv != 0 && b->u.fd < 0) {
+    qpeer__free(b); /* no socket, no handle */
+    return rv;
+  }
+  /* The poll handle exists (even if starting it failed): closed with the
+   * session. */
+  b->u.on_recv = on_budp_recv;
+  b->u.on_batch_end = on_budp_batch;
+  s->budp[s->nudp++] = b;
+  s->nudp_open++;
+  return rv;
+}
+
 static void wildcard(struct sockaddr_storage *ss, int family) {
   memset(ss, 0, sizeof(*ss));
   ss->ss_family = (sa_family_t)family;
@@ -700,13 +836,9 @@ static void open_bind(rsess *s) {
   }
   for (i = 0; i < nl; i++) {
     struct sockaddr_storage got;
-    int len = sizeof(got);
-    if ((rv = open_socket(s, (const struct sockaddr *)&locals[i])) != 0 ||
-        (rv = uv_udp_getsockname(&s->udp[s->nudp - 1], (struct sockaddr *)&got,
-                                 &len)) != 0 ||
-        (rv = uv_udp_recv_start(&s->udp[s->nudp - 1], on_alloc, on_udp_recv)) !=
-            0)
+    if ((rv = open_bind_socket(s, (const struct sockaddr *)&locals[i])) != 0)
       break;
+    got = s->budp[s->nudp - 1]->u.local;
     qpeer__addr_normalize(&pubs[np], (const struct sockaddr *)&got);
     if (qpeer__addr_is_any((const struct sockaddr *)&pubs[np])) {
       /* A wildcard socket: advertise a configured public address of its
@@ -1139,6 +1271,9 @@ void qpeer_relay_options_default_versioned(int version,
 }
 
 static void relay_free(relay *r) {
+  qpeer__free(r->txbuf);
+  if (r->brx.buf)
+    qpeer__udp_rx_free(&r->brx);
   qpeer__free(r->bind_addrs);
   qpeer__free(r->pub_addrs);
   qpeer__free(r->own);
@@ -1218,6 +1353,9 @@ int qpeer_relay_init_versioned(uv_loop_t *loop, qpeer_relay_t *h, int version,
   load_own_addrs(r);
   if ((rv = uv_timer_init(loop, &r->sweep)) != 0)
     goto fail;
+  uv_check_init(loop, &r->txflush); /* cannot fail */
+  r->txflush.data = r;
+  uv_unref((uv_handle_t *)&r->txflush);
   r->sweep.data = r;
   uv_timer_start(&r->sweep, on_sweep, QPEER__RELAY_SWEEP_MS,
                  QPEER__RELAY_SWEEP_MS);
@@ -1261,7 +1399,8 @@ int qpeer_relay_get_stats(const qpeer_relay_t *h, qpeer_relay_stats_t *st) {
 static void maybe_finish(relay *r) {
   qpeer_relay_t *h = r->handle;
   qpeer__list *e;
-  if (!r->closing || !r->sweep_closed || r->nconns || r->nsess)
+  if (!r->closing || !r->sweep_closed || !r->txflush_closed || r->nconns ||
+      r->nsess)
     return;
   while ((e = qpeer__list_head(&r->clients)) != NULL)
     client_release(r, QPEER__CONTAINER_OF(e, rclient, link));
@@ -1270,6 +1409,12 @@ static void maybe_finish(relay *r) {
   relay_free(r);
   if (h->close_cb)
     h->close_cb((qpeer_handle_t *)h);
+}
+
+static void on_txflush_closed(uv_handle_t *t) {
+  relay *r = t->data;
+  r->txflush_closed = 1;
+  maybe_finish(r);
 }
 
 static void on_sweep_closed(uv_handle_t *t) {
@@ -1294,6 +1439,7 @@ int qpeer__relay_close(qpeer_relay_t *h) {
       qpeer__h3conn_close(rc->h3, QPEER__H3_NO_ERROR, "relay shutting down");
   }
   uv_close((uv_handle_t *)&r->sweep, on_sweep_closed);
+  uv_close((uv_handle_t *)&r->txflush, on_txflush_closed);
   return 0;
 }
 

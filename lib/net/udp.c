@@ -47,9 +47,63 @@ static int probe_gso(int fd) {
   return 1;
 }
 
+static void rx_free(uint8_t *buf, struct mmsghdr *msgs, struct iovec *iovs,
+                    struct sockaddr_storage *addrs, char *cmsgs) {
+  qpeer__free(buf);
+  qpeer__free(msgs);
+  qpeer__free(iovs);
+  qpeer__free(addrs);
+  qpeer__free(cmsgs);
+}
+
+int qpeer__udp_rx_init(qpeer__udp_rx *rx, int gro) {
+  int i;
+  memset(rx, 0, sizeof(*rx));
+  rx->gro = gro;
+  rx->nslots = gro ? QPEER__UDP_GRO_BATCH : QPEER__UDP_RX_BATCH;
+  rx->slot_size = gro ? QPEER__UDP_GRO_SIZE : QPEER__UDP_RX_SIZE;
+  rx->buf = qpeer__malloc((size_t)rx->nslots * rx->slot_size);
+  rx->msgs = qpeer__calloc((size_t)rx->nslots, sizeof(*rx->msgs));
+  rx->iovs = qpeer__calloc((size_t)rx->nslots, sizeof(*rx->iovs));
+  rx->addrs = qpeer__calloc((size_t)rx->nslots, sizeof(*rx->addrs));
+  rx->cmsgs = qpeer__calloc((size_t)rx->nslots, CMSG_SLOT);
+  if (!rx->buf || !rx->msgs || !rx->iovs || !rx->addrs || !rx->cmsgs) {
+    qpeer__udp_rx_free(rx);
+    return UV_ENOMEM;
+  }
+  for (i = 0; i < rx->nslots; i++) {
+    rx->iovs[i].iov_base = rx->buf + (size_t)i * rx->slot_size;
+    rx->iovs[i].iov_len = rx->slot_size;
+  }
+  return 0;
+}
+
+void qpeer__udp_rx_free(qpeer__udp_rx *rx) {
+  rx_free(rx->buf, rx->msgs, rx->iovs, rx->addrs, rx->cmsgs);
+  memset(rx, 0, sizeof(*rx));
+}
+
+static int udp_open(qpeer__udp *u, uv_loop_t *loop,
+                    const struct sockaddr *bind_addr, int v6only,
+                    int disable_gso, qpeer__udp_rx *rx);
+
 int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
                     const struct sockaddr *bind_addr, int v6only,
                     int disable_gso) {
+  return udp_open(u, loop, bind_addr, v6only, disable_gso, NULL);
+}
+
+int qpeer__udp_open_shared(qpeer__udp *u, uv_loop_t *loop,
+                           const struct sockaddr *bind_addr, int v6only,
+                           qpeer__udp_rx *rx) {
+  if (!rx || !rx->buf)
+    return UV_EINVAL;
+  return udp_open(u, loop, bind_addr, v6only, 0, rx);
+}
+
+static int udp_open(qpeer__udp *u, uv_loop_t *loop,
+                    const struct sockaddr *bind_addr, int v6only,
+                    int disable_gso, qpeer__udp_rx *rx) {
   struct sockaddr_in6 any6;
   socklen_t alen;
   int fd, r, off = 0, on = 1, i;
@@ -108,8 +162,20 @@ int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
      * datagrams (the peer's GSO trains arrive unsplit on loopback), so
      * there are fewer, larger slots. */
     int one = 1;
-    u->gro = !disable_gso &&
+    u->gro = !disable_gso && (!rx || rx->gro) &&
              setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+  }
+  if (rx) {
+    /* Borrowed storage: slots as the owner sized them. */
+    u->shared_rx = 1;
+    u->nslots = rx->nslots;
+    u->slot_size = rx->slot_size;
+    u->rxbuf = rx->buf;
+    u->msgs = rx->msgs;
+    u->iovs = rx->iovs;
+    u->addrs = rx->addrs;
+    u->cmsgs = rx->cmsgs;
+    goto poll;
   }
   u->nslots = u->gro ? QPEER__UDP_GRO_BATCH : QPEER__UDP_RX_BATCH;
   u->slot_size = u->gro ? QPEER__UDP_GRO_SIZE : QPEER__UDP_RX_SIZE;
@@ -126,6 +192,7 @@ int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
     u->iovs[i].iov_base = u->rxbuf + (size_t)i * u->slot_size;
     u->iovs[i].iov_len = u->slot_size;
   }
+poll:
   r = uv_poll_init(loop, &u->poll, fd);
   if (r != 0)
     goto fail;
@@ -139,11 +206,8 @@ int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
   }
   return 0;
 fail:
-  qpeer__free(u->rxbuf);
-  qpeer__free(u->msgs);
-  qpeer__free(u->iovs);
-  qpeer__free(u->addrs);
-  qpeer__free(u->cmsgs);
+  if (!u->shared_rx)
+    rx_free(u->rxbuf, u->msgs, u->iovs, u->addrs, u->cmsgs);
   u->rxbuf = NULL;
   u->msgs = NULL;
   u->iovs = NULL;
@@ -350,11 +414,8 @@ void qpeer__udp_close(qpeer__udp *u, uv_close_cb cb) {
   if (u->fd >= 0)
     uv_poll_stop(&u->poll);
   u->fd = -1;
-  qpeer__free(u->rxbuf);
-  qpeer__free(u->msgs);
-  qpeer__free(u->iovs);
-  qpeer__free(u->addrs);
-  qpeer__free(u->cmsgs);
+  if (!u->shared_rx)
+    rx_free(u->rxbuf, u->msgs, u->iovs, u->addrs, u->cmsgs);
   u->rxbuf = NULL;
   u->msgs = NULL;
   u->iovs = NULL;

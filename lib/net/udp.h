@@ -30,6 +30,20 @@ typedef void (*qpeer__udp_batch_fn)(qpeer__udp *u);
 /* Called when the socket became writable after UV_EAGAIN. */
 typedef void (*qpeer__udp_writable_fn)(qpeer__udp *u);
 
+/* Receive storage (buffers and recvmmsg headers) that several sockets on
+ * one loop may share: a socket uses it only inside its own receive
+ * callback, and sockets are read one at a time. */
+typedef struct qpeer__udp_rx {
+  int gro;                        /* sized for UDP GRO trains */
+  int nslots;                     /* receive slots */
+  size_t slot_size;               /* bytes per slot */
+  uint8_t *buf;                   /* nslots * slot_size bytes */
+  struct mmsghdr *msgs;           /* nslots headers */
+  struct iovec *iovs;             /* nslots iovecs */
+  struct sockaddr_storage *addrs; /* nslots source addresses */
+  char *cmsgs;                    /* nslots control buffers */
+} qpeer__udp_rx;
+
 struct qpeer__udp {
   uv_poll_t poll;                   /* readiness of fd */
   int fd;                           /* the socket */
@@ -50,6 +64,7 @@ struct qpeer__udp {
   struct iovec *iovs;               /* RX_BATCH iovecs */
   struct sockaddr_storage *addrs;   /* RX_BATCH source addresses */
   uint64_t syscalls;                /* send system calls made */
+  int shared_rx;                    /* the rx storage is borrowed */
   int closing_fd;                   /* fd to close once poll closed */
   uv_close_cb close_cb;             /* user's close callback */
 };
@@ -59,6 +74,20 @@ struct qpeer__udp {
 int qpeer__udp_open(qpeer__udp *u, uv_loop_t *loop,
                     const struct sockaddr *bind_addr, int v6only,
                     int disable_gso);
+
+/* qpeer__udp_rx_init allocates shared receive storage, for UDP GRO
+ * trains when |gro| (16 slots of 64 KiB) or else 64 slots of 2 KiB.
+ * Returns 0 or UV_ENOMEM. qpeer__udp_rx_free releases it (after every
+ * socket using it is closed). */
+int qpeer__udp_rx_init(qpeer__udp_rx *rx, int gro);
+void qpeer__udp_rx_free(qpeer__udp_rx *rx);
+
+/* qpeer__udp_open_shared is qpeer__udp_open (GSO where possible, IPv6
+ * sockets IPv6-only when |v6only|) reading into |rx|, which must outlive
+ * the socket; UDP GRO is enabled only when |rx| is sized for it. */
+int qpeer__udp_open_shared(qpeer__udp *u, uv_loop_t *loop,
+                           const struct sockaddr *bind_addr, int v6only,
+                           qpeer__udp_rx *rx);
 
 /* qpeer__udp_send sends |len| bytes to |to|: one datagram, or with
  * |segsize| < |len| a train of |segsize|-byte datagrams (the last may be
