@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/crypto.h>
+
 #include "frames.h"
 #include "qpeer.h"
 
@@ -55,6 +57,8 @@ static struct {
   uint64_t seq, bytes, skipped;
   uint64_t t0; /* uv_now at stream start */
   int done, exit_code;
+  gnutls_hash_hd_t sha;  /* SHA-256 of every byte written to the stream */
+  int acked;             /* every frame acknowledged (the FIN too) */
 } C;
 
 static void finish(int code);
@@ -127,6 +131,7 @@ static void on_shutdown(qpeer_shutdown_t *req, int status) {
     finish(1);
     return;
   }
+  C.acked = 1;
   fprintf(stderr, "camera: all %llu frames acknowledged\n",
           (unsigned long long)C.seq);
   /* The phone closes the connection once it has read the end. */
@@ -138,6 +143,16 @@ static void stop_streaming(void) {
     return;
   C.shutting = 1;
   uv_timer_stop(&C.tick);
+  {
+    uint8_t d[32];
+    char hex[65];
+    gnutls_hash_output(C.sha, d);
+    for (int i = 0; i < 32; i++)
+      snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    fprintf(stderr, "camera: stream ends after %llu frames (%llu bytes, "
+                    "sha256 %s)\n",
+            (unsigned long long)C.seq, (unsigned long long)C.bytes, hex);
+  }
   if ((r = qpeer_stream_shutdown(&C.sh, &C.st, on_shutdown)) != 0) {
     fail("shutdown", r);
     finish(1);
@@ -188,6 +203,7 @@ static void on_tick(uv_timer_t *t) {
     finish(1);
     return;
   }
+  gnutls_hash(C.sha, f->data, f->len);
   C.seq++;
   C.bytes += f->len;
 }
@@ -217,6 +233,12 @@ static void start_streaming(void) {
     finish(1);
     return;
   }
+  if (gnutls_hash_init(&C.sha, GNUTLS_DIG_SHA256) != 0) {
+    fprintf(stderr, "camera: cannot start SHA-256\n");
+    qpeer_close((qpeer_handle_t *)&C.st, on_handle_closed);
+    finish(1);
+    return;
+  }
   C.have_stream = 1;
   C.t0 = uv_now(C.loop);
   fprintf(stderr,
@@ -238,6 +260,15 @@ static void on_closed(qpeer_conn_t *c, int status,
   if (status == 0 || status == QPEER_EPEERCLOSED) {
     fprintf(stderr, "camera: phone left after %llu frames\n",
             (unsigned long long)C.seq);
+    finish(0);
+    return;
+  }
+  if (C.acked) {
+    /* Every frame and the end of the stream were acknowledged: the phone
+     * has them all. Its CONNECTION_CLOSE can be lost on a lossy link;
+     * the connection then ends by its idle timeout, which is no failure. */
+    fprintf(stderr, "camera: connection ended after the stream was "
+                    "acknowledged (%s)\n", qpeer_err_name(status));
     finish(0);
     return;
   }
@@ -595,6 +626,8 @@ int main(int argc, char **argv) {
     return fail("relay bind", r);
 
   uv_run(C.loop, UV_RUN_DEFAULT);
+  if (C.sha)
+    gnutls_hash_deinit(C.sha, NULL);
   qpeer_identity_unref(C.id);
   uv_loop_close(C.loop);
   return C.exit_code;

@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/crypto.h>
+
 #include "frames.h"
 #include "qpeer.h"
 
@@ -42,6 +44,8 @@ static struct {
   qpeer_stream_t st;
   int have_stream, eof;
   frame_reader fr;
+  gnutls_hash_hd_t sha;    /* SHA-256 of every byte read from the stream */
+  uint64_t stream_bytes;   /* ... and their count */
   uv_timer_t stat_timer, deadline;
   uint64_t t0;             /* uv_now at start */
   uint64_t t_connected;    /* ms after t0 */
@@ -57,6 +61,8 @@ static struct {
   struct sockaddr_storage metrics_addr;
   int have_metrics;
   int64_t metrics_base;    /* relay inner bytes at migration, -1: unknown */
+  int64_t metrics_settled; /* ... one settle period later, -1: unknown */
+  uv_timer_t settle_timer;
   uint64_t own_relay_bytes; /* phone's bytes on the relay path since then */
   uint64_t last_conn_bytes;
   int expect;
@@ -181,6 +187,8 @@ static void on_read(qpeer_stream_t *s, ssize_t n, const uint8_t *d) {
     finish(1);
     return;
   }
+  gnutls_hash(F.sha, d, (size_t)n);
+  F.stream_bytes += (uint64_t)n;
   if (frame_reader_feed(&F.fr, d, (size_t)n) < 0) {
     fprintf(stderr, "phone: frame %llu: %s\n",
             (unsigned long long)F.fr.next_seq, frame_strerror(F.fr.err));
@@ -242,6 +250,24 @@ static void on_stat(uv_timer_t *t) {
   F.last_tick = now;
 }
 
+/* Packets already in flight on the relay path when the connection moved
+ * still cross the relay; one settle period later nothing should. */
+#define SETTLE_MS 1000
+
+static void on_settled(uv_timer_t *t) {
+  (void)t;
+  F.metrics_settled = relay_inner_bytes();
+}
+
+static void first_direct(const char *addr) {
+  F.ever_direct = 1;
+  F.t_direct = now_ms();
+  snprintf(F.direct_addr, sizeof(F.direct_addr), "%s", addr);
+  F.metrics_base = relay_inner_bytes();
+  if (F.have_metrics)
+    uv_timer_start(&F.settle_timer, on_settled, SETTLE_MS, 0);
+}
+
 static void on_path(qpeer_conn_t *c, qpeer_path_reason reason,
                     const qpeer_path_t *old_path,
                     const qpeer_path_t *new_path) {
@@ -263,11 +289,8 @@ static void on_path(qpeer_conn_t *c, qpeer_path_reason reason,
     printf("path: %s -> direct %s (validated in %llu ms)\n",
            was ? "relay" : "direct", a, (unsigned long long)v);
     if (!F.ever_direct) {
-      F.ever_direct = 1;
-      F.t_direct = now_ms();
       F.validate_ms = v;
-      snprintf(F.direct_addr, sizeof(F.direct_addr), "%s", a);
-      F.metrics_base = relay_inner_bytes();
+      first_direct(a);
     }
   } else {
     if (is && !was)
@@ -275,12 +298,8 @@ static void on_path(qpeer_conn_t *c, qpeer_path_reason reason,
     printf("path: %s -> %s %s (%s)\n", was ? "relay" : "direct",
            is ? "relay" : "direct", a,
            reason == QPEER_PATH_PEER_MOVED ? "peer moved" : "migrated");
-    if (!is && !F.ever_direct) {
-      F.ever_direct = 1;
-      F.t_direct = now_ms();
-      snprintf(F.direct_addr, sizeof(F.direct_addr), "%s", a);
-      F.metrics_base = relay_inner_bytes();
-    }
+    if (!is && !F.ever_direct)
+      first_direct(a);
   }
   fflush(stdout);
 }
@@ -363,9 +382,13 @@ static void print_timeline(void) {
            F.preq.punches);
   if (F.ever_direct && F.via_relay) {
     relay_now = relay_inner_bytes();
-    if (F.metrics_base >= 0 && relay_now >= 0)
+    if (F.metrics_base >= 0 && relay_now >= 0) {
       printf("  relay bytes since migration: %lld (relay /metrics)\n",
              (long long)(relay_now - F.metrics_base));
+      if (F.metrics_settled >= 0 && F.fallbacks == 0)
+        printf("  relay bytes from %d ms after migration to the end: %lld\n",
+               SETTLE_MS, (long long)(relay_now - F.metrics_settled));
+    }
     else
       printf("  relay bytes since migration: %llu (phone's counters)\n",
              (unsigned long long)F.own_relay_bytes);
@@ -375,6 +398,15 @@ static void print_timeline(void) {
   printf("  final path: %s\n", !F.connected ? "none"
                                : F.on_relay ? "relay"
                                             : "direct");
+  {
+    uint8_t h[32];
+    char hex[65];
+    gnutls_hash_output(F.sha, h);
+    for (int i = 0; i < 32; i++)
+      snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    printf("  stream: %llu bytes, sha256 %s\n",
+           (unsigned long long)F.stream_bytes, hex);
+  }
   printf("  frames: %llu ok, %d errors (%llu bytes)%s\n",
          (unsigned long long)F.fr.frames, F.fr.err ? 1 : 0,
          (unsigned long long)F.fr.bytes,
@@ -400,8 +432,10 @@ static void finish(int code) {
   F.exit_code = code;
   uv_timer_stop(&F.stat_timer);
   uv_timer_stop(&F.deadline);
+  uv_timer_stop(&F.settle_timer);
   uv_close((uv_handle_t *)&F.stat_timer, on_uv_closed);
   uv_close((uv_handle_t *)&F.deadline, on_uv_closed);
+  uv_close((uv_handle_t *)&F.settle_timer, on_uv_closed);
   if (F.have_stream)
     qpeer_close((qpeer_handle_t *)&F.st, on_handle_closed);
   if (F.connecting)
@@ -460,6 +494,7 @@ int main(int argc, char **argv) {
   memset(&F, 0, sizeof(F));
   F.loop = uv_default_loop();
   F.metrics_base = -1;
+  F.metrics_settled = -1;
   frame_reader_init(&F.fr);
   for (i = 1; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -571,6 +606,7 @@ int main(int argc, char **argv) {
     return fail("endpoint", r);
   uv_timer_init(F.loop, &F.stat_timer);
   uv_timer_init(F.loop, &F.deadline);
+  uv_timer_init(F.loop, &F.settle_timer);
   F.t0 = uv_now(F.loop);
 
   qpeer_peer_connect_options_default(&po);
@@ -582,12 +618,18 @@ int main(int argc, char **argv) {
     po.stun_servers = stun;
     po.nstun = 1;
   }
-  if ((r = qpeer_peer_connect(&F.preq, &F.ep, &F.conn, &t, &po,
-                              on_peer_connect)) != 0) {
+  if (gnutls_hash_init(&F.sha, GNUTLS_DIG_SHA256) != 0)
+    r = UV_ENOMEM;
+  else
+    r = qpeer_peer_connect(&F.preq, &F.ep, &F.conn, &t, &po, on_peer_connect);
+  if (r != 0) {
     qpeer_close((qpeer_handle_t *)&F.ep, NULL);
     uv_close((uv_handle_t *)&F.stat_timer, NULL);
     uv_close((uv_handle_t *)&F.deadline, NULL);
+    uv_close((uv_handle_t *)&F.settle_timer, NULL);
     uv_run(F.loop, UV_RUN_DEFAULT);
+    if (F.sha)
+      gnutls_hash_deinit(F.sha, NULL);
     qpeer_identity_unref(F.id);
     return fail("connect", r);
   }
@@ -595,6 +637,7 @@ int main(int argc, char **argv) {
   if (timeout_s > 0)
     uv_timer_start(&F.deadline, on_deadline, (uint64_t)(timeout_s * 1000), 0);
   uv_run(F.loop, UV_RUN_DEFAULT);
+  gnutls_hash_deinit(F.sha, NULL);
   qpeer_identity_unref(F.id);
   uv_loop_close(F.loop);
   return F.exit_code;

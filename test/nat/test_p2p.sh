@@ -14,8 +14,34 @@ set -uo pipefail
 camera=$1 phone=$2 relayd=$3
 export UDPPROBE=$4
 lab="$(cd "$(dirname "$0")" && pwd)/lab.sh"
-secs=${P2P_SECONDS:-6}
-pairs=${P2P_PAIRS:-"eim:double:direct eim:eim:direct double:double:direct none:symmetric:direct fullcone:symmetric:direct symmetric:eim:relay symmetric:symmetric:relay eim:double:direct:killrelay eim:double:direct:cutdirect eim:double:direct:rebind"}
+secs=${P2P_SECONDS:-5}
+profiles="none eim fullcone symmetric double blocked"
+
+# What RFC 4787 behaviour allows without port prediction. Every profile
+# but fullcone filters address-and-port dependently. A side that is
+# blocked reaches only the relay. A symmetric side's mapping towards the
+# peer is unknown until it sends, so the peer's NAT must accept a packet
+# from an address it never sent to: only none and fullcone do.
+expect() { # A B
+  case "$1:$2" in
+    blocked:*|*:blocked) echo relay ;;
+    symmetric:none|symmetric:fullcone|none:symmetric|fullcone:symmetric) echo direct ;;
+    symmetric:*|*:symmetric) echo relay ;;
+    *) echo direct ;;
+  esac
+}
+pairs=${P2P_PAIRS:-matrix}
+case "$pairs" in
+  matrix)
+    pairs=""
+    for a in $profiles; do for b in $profiles; do
+      pairs="$pairs $a:$b:$(expect "$a" "$b")"
+    done; done ;;
+  faults)
+    pairs="eim:double:direct:killrelay eim:double:direct:cutdirect eim:double:direct:rebind" ;;
+  lossy)
+    pairs="eim:double:any:lossy symmetric:eim:relay:lossy" ;;
+esac
 export LAB_DELAY_MS=${LAB_DELAY_MS:-20}
 # Home routers drop unsolicited packets addressed to themselves; without
 # that, Linux conntrack records the peer's first probe as an inbound flow
@@ -34,7 +60,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   bash "$lab" down "$name" >/dev/null 2>&1
-  rm -rf "$work"
+  if [ -n "${P2P_KEEP:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -85,11 +111,15 @@ run_pair() { # A B EXPECT [FAULT]
   local a=$1 b=$2 expect=$3 fault=${4:-} d="$work/$1-$2${4:+-$4}" rpin prc crc ipid=
   local tag="$a<->$b${fault:+ ($fault)}"
   # Fault runs last longer: the fault, the fallback and the re-upgrade.
-  local secs=$secs
-  [ -n "$fault" ] && secs=${P2P_FAULT_SECONDS:-20}
+  local secs=$secs loss=${LAB_LOSS_PCT:-} delay=$LAB_DELAY_MS
+  case "$fault" in
+    "") ;;
+    lossy) secs=${P2P_LOSSY_SECONDS:-8}; loss=10; delay=50 ;;
+    *) secs=${P2P_FAULT_SECONDS:-20} ;;
+  esac
   mkdir -p "$d"
   bash "$lab" down "$name" >/dev/null 2>&1
-  if ! bash "$lab" up "$name" "$a" "$b" > "$d/lab.log" 2>&1; then
+  if ! LAB_LOSS_PCT=$loss LAB_DELAY_MS=$delay bash "$lab" up "$name" "$a" "$b" > "$d/lab.log" 2>&1; then
     check "$tag: lab up" false; cat "$d/lab.log"; return
   fi
   pids=()
@@ -110,17 +140,23 @@ run_pair() { # A B EXPECT [FAULT]
     --metrics 198.51.100.1:9100 --expect "$expect" --timeout $((secs + 40)) \
     > "$d/phone.out" 2> "$d/phone.err" &
   local ppid=$!
-  if [ -n "$fault" ]; then inject "$fault" "$d" & ipid=$!; fi
+  if [ -n "$fault" ] && [ "$fault" != lossy ]; then inject "$fault" "$d" & ipid=$!; fi
   wait "$ppid"; prc=$?
   [ -n "$ipid" ] && wait "$ipid" 2>/dev/null
   wait "$cpid"; crc=$?
   check "$tag: phone connected via the relay" 'grep -q "^  connected via relay at" "$d/phone.out"'
   check "$tag: every frame verified, stream finished" \
     'grep -Eq "^  frames: [1-9][0-9]* ok, 0 errors \([0-9]+ bytes\)$" "$d/phone.out"'
+  local sent got
+  sent=$(sed -n 's/^camera: stream ends after [0-9]* frames ([0-9]* bytes, sha256 \([0-9a-f]*\))$/\1/p' "$d/camera.log")
+  got=$(sed -n 's/^  stream: [0-9]* bytes, sha256 \([0-9a-f]*\)$/\1/p' "$d/phone.out")
+  check "$tag: stream SHA-256 matches the camera's" '[ -n "$sent" ] && [ "$sent" = "$got" ]'
   if [ "$expect" = any ]; then
     :
   elif [ "$expect" = direct ]; then
     check "$tag: direct path reached" 'grep -q "^path: relay -> direct .* (validated in [0-9]* ms)$" "$d/phone.out"'
+    [ -z "$fault" ] && check "$tag: relay idle for the connection after the move" \
+      'grep -q "^  relay bytes from [0-9]* ms after migration to the end: 0$" "$d/phone.out"'
   else
     check "$tag: stayed on the relay" '! grep -q -- "-> direct .*validated" "$d/phone.out" && grep -q "^  final path: relay$" "$d/phone.out"'
   fi
@@ -132,7 +168,7 @@ run_pair() { # A B EXPECT [FAULT]
   esac
   check "$tag: phone exits 0" '[ $prc = 0 ]'
   check "$tag: camera exits 0" '[ $crc = 0 ]'
-  if [ $prc != 0 ] || [ $crc != 0 ]; then
+  if [ $prc != 0 ] || [ $crc != 0 ] || [ "$sent" != "$got" ]; then
     echo "--- phone ($tag)"; grep -v "^t=" "$d/phone.out"; cat "$d/phone.err"
     echo "--- camera"; grep -v "t=" "$d/camera.log"
   fi
