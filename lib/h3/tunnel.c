@@ -569,6 +569,16 @@ static msess *sess_of_h3(qpeer__h3conn *h) {
   return QPEER__CONTAINER_OF(qpeer__h3conn_conn(h), msess, conn);
 }
 
+/* Whether |s| carries traffic now: the draining binding, or the current
+ * session once the proxy answered. */
+static int sess_carries(const mclient *mc, const msess *s) {
+  if (s->detached)
+    return 0;
+  if (s == mc->drain)
+    return 1;
+  return s == mc->sess && (mc->state == MC_UP || mc->state == MC_ASSIGNING);
+}
+
 /* The session of |h| if it is its owner's current attempt. */
 static msess *current(qpeer__h3conn *h) {
   msess *s = sess_of_h3(h);
@@ -708,8 +718,7 @@ static void h3_on_datagram(qpeer__h3req *rq, uint64_t ctx, const uint8_t *data,
   size_t n;
   pctx *c;
   (void)capsule;
-  if (s->detached || (s != mc->drain && (s != mc->sess || (mc->state != MC_UP &&
-                                                           mc->state != MC_ASSIGNING)))) {
+  if (!sess_carries(mc, s)) {
     mc->stats.dropped++;
     return;
   }
@@ -744,9 +753,7 @@ static void h3_on_capsule(qpeer__h3req *rq, uint64_t type, const uint8_t *v,
                           size_t len) {
   msess *s = rq->data;
   mclient *mc = s->mc;
-  if (s->detached || mc->kind != MC_BIND ||
-      (s != mc->drain && (s != mc->sess || (mc->state != MC_UP &&
-                                            mc->state != MC_ASSIGNING))))
+  if (mc->kind != MC_BIND || !sess_carries(mc, s))
     return;
   on_compression_capsule(mc, s, type, v, len);
 }
