@@ -62,6 +62,7 @@ static struct {
 } C;
 
 static void finish(int code);
+static void on_stop_timer(uv_timer_t *t);
 
 static int fail(const char *what, int err) {
   fprintf(stderr, "camera: %s: %s (%s)\n", what, qpeer_err_name(err),
@@ -134,6 +135,9 @@ static void on_shutdown(qpeer_shutdown_t *req, int status) {
   C.acked = 1;
   fprintf(stderr, "camera: all %llu frames acknowledged\n",
           (unsigned long long)C.seq);
+  /* The phone closes once it has read the end; should its
+   * CONNECTION_CLOSE be lost, end a little later anyway. */
+  uv_timer_start(&C.stop_timer, on_stop_timer, 5000, 0);
   /* The phone closes the connection once it has read the end. */
 }
 

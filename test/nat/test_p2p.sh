@@ -64,7 +64,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-pass=0 fail=0
+pass=0 fail=0 runno=0
 check() { if eval "$2"; then echo "PASS: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
 
 head -c 48 /dev/urandom | base64 > "$work/jwt.secret"
@@ -108,13 +108,15 @@ inject() {
 }
 
 run_pair() { # A B EXPECT [FAULT]
-  local a=$1 b=$2 expect=$3 fault=${4:-} d="$work/$1-$2${4:+-$4}" rpin prc crc ipid=
+  runno=$((runno + 1))
+  local a=$1 b=$2 expect=$3 fault=${4:-} d="$work/$runno-$1-$2${4:+-$4}" rpin prc crc ipid=
   local tag="$a<->$b${fault:+ ($fault)}"
   # Fault runs last longer: the fault, the fallback and the re-upgrade.
-  local secs=$secs loss=${LAB_LOSS_PCT:-} delay=$LAB_DELAY_MS
+  local secs=$secs loss=${LAB_LOSS_PCT:-} delay=$LAB_DELAY_MS camargs=""
   case "$fault" in
     "") ;;
-    lossy) secs=${P2P_LOSSY_SECONDS:-8}; loss=10; delay=50 ;;
+    # A correctness run: a bitrate the lossy relay path carries.
+    lossy) secs=${P2P_LOSSY_SECONDS:-8}; loss=10; delay=50; camargs="--bitrate 200000" ;;
     *) secs=${P2P_FAULT_SECONDS:-20} ;;
   esac
   mkdir -p "$d"
@@ -131,7 +133,7 @@ run_pair() { # A B EXPECT [FAULT]
   if [ -z "$rpin" ]; then check "$tag: relay started" false; cat "$d/relay.log"; return; fi
   bash "$lab" exec "$name" a timeout $((secs + 50)) "$camera" --key "$d/camera.pem" \
     --relay 198.51.100.1:4433 --relay-pin "$rpin" --relay-token "$token" \
-    --ticket-file "$d/ticket" --seconds "$secs" 2> "$d/camera.log" &
+    --ticket-file "$d/ticket" --seconds "$secs" $camargs 2> "$d/camera.log" &
   local cpid=$!
   pids+=($cpid)
   for _ in $(seq 200); do [ -s "$d/ticket" ] && break; sleep 0.05; done
@@ -142,6 +144,17 @@ run_pair() { # A B EXPECT [FAULT]
   local ppid=$!
   if [ -n "$fault" ] && [ "$fault" != lossy ]; then inject "$fault" "$d" & ipid=$!; fi
   wait "$ppid"; prc=$?
+  # The relay's counters and the routers' state at the end (printed when
+  # the run fails).
+  bash "$lab" exec "$name" relay curl -s --max-time 2 http://198.51.100.1:9100/metrics \
+    > "$d/metrics.txt" 2>/dev/null
+  if [ "$prc" != 0 ]; then
+    for n in rA rB cgA cgB; do
+      echo "== $n"
+      bash "$lab" exec "$name" "$n" nft list ruleset 2>/dev/null | grep counter | grep -v "packets 0 "
+      bash "$lab" exec "$name" "$n" conntrack -L -p udp 2>/dev/null
+    done > "$d/state.txt" 2>&1
+  fi
   [ -n "$ipid" ] && wait "$ipid" 2>/dev/null
   wait "$cpid"; crc=$?
   check "$tag: phone connected via the relay" 'grep -q "^  connected via relay at" "$d/phone.out"'
@@ -171,6 +184,8 @@ run_pair() { # A B EXPECT [FAULT]
   if [ $prc != 0 ] || [ $crc != 0 ] || [ "$sent" != "$got" ]; then
     echo "--- phone ($tag)"; grep -v "^t=" "$d/phone.out"; cat "$d/phone.err"
     echo "--- camera"; grep -v "t=" "$d/camera.log"
+    echo "--- relay counters"; grep -v "^#" "$d/metrics.txt" | grep -v " 0$"
+    [ -f "$d/state.txt" ] && { echo "--- routers"; cat "$d/state.txt"; }
   fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
