@@ -67,6 +67,10 @@ static struct {
   uint64_t last_conn_bytes;
   int expect;
   int done, exit_code, fatal;
+  /* --cache: the bootstrap cache (peers reachable before, for --peer) */
+  qpeer_bootstrap_t cache;
+  int have_cache;
+  qpeer_ticket_t ticket;   /* the ticket in use */
 } F;
 
 static void finish(int code);
@@ -331,6 +335,17 @@ static void on_peer_connect(qpeer_peer_connect_t *req, int status) {
   }
   F.connected = 1;
   F.t_connected = now_ms();
+  if (F.have_cache) {
+    /* Reachable: remember the peer for the next start (--peer). */
+    int r = qpeer_bootstrap_update(&F.cache, &F.ticket,
+                                   req->via_relay ? QPEER_BOOTSTRAP_PATH_RELAY
+                                                  : QPEER_BOOTSTRAP_PATH_DIRECT,
+                                   0);
+    if (r == 0)
+      r = qpeer_bootstrap_save_sync(&F.cache);
+    if (r != 0)
+      fail("bootstrap cache", r);
+  }
   F.via_relay = req->via_relay;
   F.on_relay = req->via_relay;
   memset(&cbs, 0, sizeof(cbs));
@@ -451,8 +466,9 @@ static void finish(int code) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: phone (TICKET | --ticket-file FILE) [--key FILE] "
-          "[--bind ADDR:PORT]\n"
+          "usage: phone (TICKET | --ticket-file FILE | --peer PEERID) "
+          "[--cache FILE]\n"
+          "             [--key FILE] [--bind ADDR:PORT]\n"
           "             [--policy prefer_direct|direct_only|relay_only]\n"
           "             [--expect direct|relay|any] [--stun ADDR:PORT]\n"
           "             [--metrics ADDR:PORT] [--timeout SECONDS]\n"
@@ -460,7 +476,9 @@ static void usage(FILE *f) {
           "one status\nline per second, every path change and a timeline. "
           "--stun defaults to the\nticket's relay (qpeer-relay answers STUN "
           "on its port); --metrics is the\nrelay's Prometheus address, for "
-          "'relay bytes since migration'.\n");
+          "'relay bytes since migration'.\n--cache FILE keeps the peers "
+          "reached (a bootstrap cache, 200 at most); --peer PEERID\n"
+          "connects to a cached peer without a ticket.\n");
 }
 
 /* "https://198.51.100.1:4433" -> the address, when the host is a literal. */
@@ -485,6 +503,7 @@ int main(int argc, char **argv) {
   struct sockaddr_storage bind_addr, stun_addr;
   const struct sockaddr *stun[1];
   const char *key = NULL, *ticket_text = NULL, *ticket_file = NULL;
+  const char *cache_file = NULL, *peer_text = NULL;
   const char *alpn[] = {ALPN};
   static char tbuf[QPEER_TICKET_STRLEN_MAX + 16];
   int have_bind = 0, have_stun = 0, i, r;
@@ -515,6 +534,10 @@ int main(int argc, char **argv) {
       key = v;
     } else if (!strcmp(o, "--ticket-file")) {
       ticket_file = v;
+    } else if (!strcmp(o, "--cache")) {
+      cache_file = v;
+    } else if (!strcmp(o, "--peer")) {
+      peer_text = v;
     } else if (!strcmp(o, "--bind")) {
       if ((r = qpeer_addr_parse(&bind_addr, v)) != 0)
         return fail("--bind", r);
@@ -568,12 +591,48 @@ int main(int argc, char **argv) {
     fclose(f);
     ticket_text = tbuf;
   }
-  if (!ticket_text) {
+  if (!ticket_text && !peer_text) {
     usage(stderr);
     return 2;
   }
-  if ((r = qpeer_ticket_parse(&t, ticket_text)) != 0)
-    return fail("ticket", r);
+  if (peer_text && !cache_file) {
+    fprintf(stderr, "phone: --peer needs --cache\n");
+    return 2;
+  }
+  if (cache_file) {
+    int corrupt = 0;
+    if ((r = qpeer_bootstrap_init(F.loop, &F.cache, cache_file)) != 0)
+      return fail("--cache", r);
+    F.have_cache = 1;
+    r = qpeer_bootstrap_load_sync(&F.cache, &corrupt);
+    if (r == UV_ENOENT)
+      r = 0; /* no cache yet */
+    if (r != 0) {
+      qpeer_bootstrap_free(&F.cache);
+      return fail(cache_file, r);
+    }
+    if (corrupt)
+      fprintf(stderr, "phone: %s was corrupted; ignored, it will be "
+                      "rewritten\n", cache_file);
+    fprintf(stderr, "phone: bootstrap cache %s: %zu peers\n", cache_file,
+            qpeer_bootstrap_count(&F.cache));
+  }
+  if (ticket_text) {
+    if ((r = qpeer_ticket_parse(&t, ticket_text)) != 0)
+      return fail("ticket", r);
+  } else {
+    qpeer_peer_id_t pid;
+    if ((r = qpeer_peer_id_parse(&pid, peer_text)) != 0)
+      return fail("--peer", r);
+    if ((r = qpeer_bootstrap_to_ticket(&F.cache, &pid, &t)) != 0) {
+      fprintf(stderr, "phone: %s is not in the bootstrap cache\n",
+              peer_text);
+      return fail("--peer", r);
+    }
+    fprintf(stderr, "phone: ticket from the bootstrap cache (%zu "
+                    "addresses, %zu relays)\n", t.naddrs, t.nrelays);
+  }
+  F.ticket = t;
   if (!have_stun && t.nrelays > 0 &&
       relay_url_addr(t.relays[0].url, &stun_addr) == 0)
     have_stun = 1;
@@ -630,6 +689,8 @@ int main(int argc, char **argv) {
     uv_run(F.loop, UV_RUN_DEFAULT);
     if (F.sha)
       gnutls_hash_deinit(F.sha, NULL);
+    if (F.have_cache)
+      qpeer_bootstrap_free(&F.cache);
     qpeer_identity_unref(F.id);
     return fail("connect", r);
   }
@@ -638,6 +699,8 @@ int main(int argc, char **argv) {
     uv_timer_start(&F.deadline, on_deadline, (uint64_t)(timeout_s * 1000), 0);
   uv_run(F.loop, UV_RUN_DEFAULT);
   gnutls_hash_deinit(F.sha, NULL);
+  if (F.have_cache)
+    qpeer_bootstrap_free(&F.cache);
   qpeer_identity_unref(F.id);
   uv_loop_close(F.loop);
   return F.exit_code;

@@ -38,7 +38,7 @@ case "$pairs" in
       pairs="$pairs $a:$b:$(expect "$a" "$b")"
     done; done ;;
   faults)
-    pairs="eim:double:direct:killrelay eim:double:direct:cutdirect eim:double:direct:rebind" ;;
+    pairs="eim:double:direct:killrelay eim:double:direct:cutdirect eim:double:direct:rebind restart" ;;
   lossy)
     pairs="eim:double:any:lossy symmetric:eim:relay:lossy" ;;
 esac
@@ -193,7 +193,62 @@ run_pair() { # A B EXPECT [FAULT]
   bash "$lab" down "$name" >/dev/null 2>&1
 }
 
+# Reconnect after a restart without a fresh ticket: the phone keeps a
+# bootstrap cache (--cache); the camera (public address, fixed port, the
+# same key) restarts and binds at the relay anew, so the cached relay
+# address is stale; the phone, restarted with only --peer, still reaches it
+# through the cached direct address.
+run_restart() {
+  runno=$((runno + 1))
+  local d="$work/$runno-restart" tag="restart" rpin cpid prc pid i
+  mkdir -p "$d"
+  bash "$lab" down "$name" >/dev/null 2>&1
+  if ! bash "$lab" up "$name" none eim > "$d/lab.log" 2>&1; then
+    check "$tag: lab up" false; cat "$d/lab.log"; return
+  fi
+  pids=()
+  bash "$lab" exec "$name" relay timeout 120 "$relayd" \
+    --config "$work/relay.ini" --listen 198.51.100.1:4433 > /dev/null 2> "$d/relay.log" &
+  pids+=($!)
+  for _ in $(seq 200); do grep -q "ready" "$d/relay.log" 2>/dev/null && break; sleep 0.05; done
+  rpin=$(sed -n 's/.*relay peer ID (pin it in clients): \([a-z0-9]*\).*/\1/p' "$d/relay.log" | head -1)
+  for i in 1 2; do
+    rm -f "$d/ticket"
+    bash "$lab" exec "$name" a timeout 60 "$camera" --key "$d/camera.pem" \
+      --bind 203.0.113.2:4500 --ticket-host \
+      --relay 198.51.100.1:4433 --relay-pin "$rpin" --relay-token "$token" \
+      --ticket-file "$d/ticket" --seconds 3 2> "$d/camera$i.log" &
+    cpid=$!
+    pids+=($cpid)
+    for _ in $(seq 200); do [ -s "$d/ticket" ] && break; sleep 0.05; done
+    if [ "$i" = 1 ]; then
+      bash "$lab" exec "$name" b timeout 60 "$phone" --ticket-file "$d/ticket" \
+        --cache "$d/phone.cache" --timeout 40 > "$d/phone$i.out" 2> "$d/phone$i.err"
+      prc=$?
+      pid=$(sed -n 's/^camera: peer ID \([a-z0-9]*\)$/\1/p' "$d/camera1.log")
+    else
+      bash "$lab" exec "$name" b timeout 60 "$phone" --peer "$pid" \
+        --cache "$d/phone.cache" --timeout 40 > "$d/phone$i.out" 2> "$d/phone$i.err"
+      prc=$?
+    fi
+    wait "$cpid"
+    check "$tag: phone run $i verified every frame" '[ $prc = 0 ]'
+  done
+  check "$tag: first run filled the cache" 'grep -q "bootstrap cache .*: 0 peers" "$d/phone1.err"'
+  check "$tag: second run used the cache, no ticket" \
+    'grep -q "bootstrap cache .*: 1 peers" "$d/phone2.err" && grep -q "ticket from the bootstrap cache" "$d/phone2.err"'
+  check "$tag: second run reached the restarted camera" 'grep -q "^  connected via " "$d/phone2.out"'
+  if [ "$fail" != 0 ]; then
+    for f in "$d"/phone*.err "$d"/camera*.log; do echo "--- $f"; grep -v "t=" "$f"; done
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  pids=()
+  bash "$lab" down "$name" >/dev/null 2>&1
+}
+
 for p in $pairs; do
+  if [ "$p" = restart ]; then run_restart; continue; fi
   IFS=: read -r a b e f <<< "$p"
   run_pair "$a" "$b" "$e" "$f"
 done

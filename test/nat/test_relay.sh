@@ -109,7 +109,7 @@ declare -A why=([notoken]=token_missing [badsig]=token_bad_signature [scope]=tok
 for c in notoken badsig scope garbage; do
   rc=$(cat "$work/$c.rc")
   check "bind $c: refused (exit $rc, not a timeout)" '[ "$rc" != 0 ] && [ "$rc" != 124 ] && [ ! -s "$work/t.$c" ]'
-  check "bind $c: error says refused" 'grep -q "EREFUSED" "$work/$c.err"'
+  check "bind $c: error says refused" 'grep -q "^relay refused bind: " "$work/$c.err"'
   check "bind $c: ${want[$c]} ${why[$c]} shown (Proxy-Status)" \
     'grep -Eq "proxy refused the request: ${want[$c]}.*error=.*${why[$c]}" "$work/$c.err"'
 done
