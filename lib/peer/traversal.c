@@ -477,7 +477,8 @@ int qpeer_conn_set_fallback(qpeer_conn_t *conn, const struct sockaddr *local,
     memcpy(&t->fb_path.local, &c->ep->udp.local, sizeof(t->fb_path.local));
   qpeer__addr_normalize(&t->fb_path.remote, remote);
   /* Keep-alives well inside the budget, so silence means a dead path. */
-  qpeer__conn_set_keepalive(c, timeout_ms / 3 * NGTCP2_MILLISECONDS);
+  ngtcp2_conn_set_keep_alive_timeout(c->qc, timeout_ms / 3 *
+                                                NGTCP2_MILLISECONDS);
   tick = timeout_ms / 4 ? timeout_ms / 4 : 1;
   if (!c->last_rx)
     c->last_rx = now_ns();

@@ -177,7 +177,8 @@ int qpeer__conn_server_init(qpeer__conn *c, const ngtcp2_pkt_hd *hd,
     return r;
   ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
   if (ep->opts.keepalive_ms)
-    qpeer__conn_set_keepalive(c, ep->opts.keepalive_ms * NGTCP2_MILLISECONDS);
+    ngtcp2_conn_set_keep_alive_timeout(
+        c->qc, ep->opts.keepalive_ms * NGTCP2_MILLISECONDS);
   if ((r = qpeer__cidmap_insert(&ep->cids, scid.data, scid.datalen, c)) != 0)
     return r;
   /* The client keeps using its chosen DCID until it hears from us. */
@@ -283,7 +284,7 @@ int qpeer_connect_versioned(qpeer_connect_t *req, qpeer_endpoint_t *eh,
   {
     uint64_t ka = o->keepalive_ms ? o->keepalive_ms : ep->opts.keepalive_ms;
     if (ka)
-      qpeer__conn_set_keepalive(c, ka * NGTCP2_MILLISECONDS);
+      ngtcp2_conn_set_keep_alive_timeout(c->qc, ka * NGTCP2_MILLISECONDS);
   }
   if ((r = qpeer__cidmap_insert(&ep->cids, scid.data, scid.datalen, c)) != 0)
     goto fail;
@@ -319,7 +320,6 @@ void qpeer__conn_update_timer(qpeer__conn *c) {
     return;
   }
   expiry = ngtcp2_conn_get_expiry(c->qc);
-  expiry = QPEER__MIN(expiry, qpeer__conn_dg_expiry(c));
   if (expiry == UINT64_MAX) {
     uv_timer_stop(&c->timer);
     return;
