@@ -440,10 +440,13 @@ static void on_fb_tick(uv_timer_t *tm) {
     c->migrate_req = NULL;
     old->cb(old, QPEER_ENOPATH);
   }
-  r = qpeer_conn_migrate(&t->fb_mreq, c->handle,
-                         (struct sockaddr *)&t->fb_path.local,
-                         (struct sockaddr *)&t->fb_path.remote,
-                         on_fallback_done);
+  /* At once, not after a validation: the standby path worked before, and
+   * the peer, whose window is likely full of packets lost on the dead
+   * path, can only answer once our packets move it (handles.h). */
+  r = qpeer__conn_migrate_immediate(&t->fb_mreq, c->handle,
+                                    (struct sockaddr *)&t->fb_path.local,
+                                    (struct sockaddr *)&t->fb_path.remote,
+                                    on_fallback_done);
   if (r == 0)
     t->fb_running = 1;
   else if (t->fb_cb)
@@ -477,8 +480,7 @@ int qpeer_conn_set_fallback(qpeer_conn_t *conn, const struct sockaddr *local,
     memcpy(&t->fb_path.local, &c->ep->udp.local, sizeof(t->fb_path.local));
   qpeer__addr_normalize(&t->fb_path.remote, remote);
   /* Keep-alives well inside the budget, so silence means a dead path. */
-  ngtcp2_conn_set_keep_alive_timeout(c->qc, timeout_ms / 3 *
-                                                NGTCP2_MILLISECONDS);
+  qpeer__conn_set_keepalive(c, timeout_ms / 3 * NGTCP2_MILLISECONDS);
   tick = timeout_ms / 4 ? timeout_ms / 4 : 1;
   if (!c->last_rx)
     c->last_rx = now_ns();

@@ -177,8 +177,7 @@ int qpeer__conn_server_init(qpeer__conn *c, const ngtcp2_pkt_hd *hd,
     return r;
   ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
   if (ep->opts.keepalive_ms)
-    ngtcp2_conn_set_keep_alive_timeout(
-        c->qc, ep->opts.keepalive_ms * NGTCP2_MILLISECONDS);
+    qpeer__conn_set_keepalive(c, ep->opts.keepalive_ms * NGTCP2_MILLISECONDS);
   if ((r = qpeer__cidmap_insert(&ep->cids, scid.data, scid.datalen, c)) != 0)
     return r;
   /* The client keeps using its chosen DCID until it hears from us. */
@@ -284,7 +283,7 @@ int qpeer_connect_versioned(qpeer_connect_t *req, qpeer_endpoint_t *eh,
   {
     uint64_t ka = o->keepalive_ms ? o->keepalive_ms : ep->opts.keepalive_ms;
     if (ka)
-      ngtcp2_conn_set_keep_alive_timeout(c->qc, ka * NGTCP2_MILLISECONDS);
+      qpeer__conn_set_keepalive(c, ka * NGTCP2_MILLISECONDS);
   }
   if ((r = qpeer__cidmap_insert(&ep->cids, scid.data, scid.datalen, c)) != 0)
     goto fail;
@@ -320,6 +319,7 @@ void qpeer__conn_update_timer(qpeer__conn *c) {
     return;
   }
   expiry = ngtcp2_conn_get_expiry(c->qc);
+  expiry = QPEER__MIN(expiry, qpeer__conn_dg_expiry(c));
   if (expiry == UINT64_MAX) {
     uv_timer_stop(&c->timer);
     return;
@@ -816,9 +816,28 @@ int qpeer_conn_get_stats(const qpeer_conn_t *h, qpeer_conn_stats_t *st) {
   return 0;
 }
 
+static int conn_migrate(qpeer_migrate_t *req, qpeer_conn_t *h,
+                        const struct sockaddr *local,
+                        const struct sockaddr *remote, qpeer_migrate_cb cb,
+                        int immediate);
+
 int qpeer_conn_migrate(qpeer_migrate_t *req, qpeer_conn_t *h,
                        const struct sockaddr *local,
                        const struct sockaddr *remote, qpeer_migrate_cb cb) {
+  return conn_migrate(req, h, local, remote, cb, 0);
+}
+
+int qpeer__conn_migrate_immediate(qpeer_migrate_t *req, qpeer_conn_t *h,
+                                  const struct sockaddr *local,
+                                  const struct sockaddr *remote,
+                                  qpeer_migrate_cb cb) {
+  return conn_migrate(req, h, local, remote, cb, 1);
+}
+
+static int conn_migrate(qpeer_migrate_t *req, qpeer_conn_t *h,
+                        const struct sockaddr *local,
+                        const struct sockaddr *remote, qpeer_migrate_cb cb,
+                        int immediate) {
   qpeer__conn *c = conn_of(h);
   ngtcp2_path path;
   qpeer_path_t want, cur;
@@ -861,7 +880,9 @@ int qpeer_conn_migrate(qpeer_migrate_t *req, qpeer_conn_t *h,
   req->cb = cb;
   c->migrate_req = req;
   c->migrate_done = 0;
-  r = ngtcp2_conn_initiate_migration(c->qc, &path, qpeer__now());
+  r = immediate
+          ? ngtcp2_conn_initiate_immediate_migration(c->qc, &path, qpeer__now())
+          : ngtcp2_conn_initiate_migration(c->qc, &path, qpeer__now());
   if (r != 0) {
     c->migrate_req = NULL;
     if (r == NGTCP2_ERR_CONN_ID_BLOCKED)

@@ -97,6 +97,77 @@ static qpeer__stream *next_stream(qpeer__conn *c) {
   return e ? QPEER__CONTAINER_OF(e, qpeer__stream, send_link) : NULL;
 }
 
+/* ---- DATAGRAM loss watchdog (handles.h) ---------------------------------- */
+
+void qpeer__conn_set_keepalive(qpeer__conn *c, uint64_t ns) {
+  c->keepalive_ns = ns;
+  if (c->qc)
+    ngtcp2_conn_set_keep_alive_timeout(c->qc, ns);
+}
+
+/* How long a flight may go unacknowledged before a PING: a PTO, doubled
+ * per PING already sent, at most 16 PTOs. */
+static uint64_t dg_wait(qpeer__conn *c) {
+  return ngtcp2_conn_get_pto(c->qc) << QPEER__MIN(c->dg_pings, 4u);
+}
+
+uint64_t qpeer__conn_dg_expiry(qpeer__conn *c) {
+  if (!c->dg_watch || !c->qc)
+    return UINT64_MAX;
+  return c->dg_progress_ts + dg_wait(c);
+}
+
+/* The stall ngtcp2 0.12 cannot leave: bytes in flight and no loss
+ * detection timer (only DATAGRAM-only packets outstanding). Progress is
+ * the flight shrinking between checks. Returns nonzero when a PING is
+ * due. */
+static int dg_check(qpeer__conn *c, ngtcp2_tstamp now) {
+  ngtcp2_conn_stat cs;
+  if (!c->dg_sent)
+    return 0;
+  ngtcp2_conn_get_conn_stat(c->qc, &cs);
+  if (!cs.bytes_in_flight || cs.loss_detection_timer != UINT64_MAX) {
+    c->dg_watch = 0;
+    c->dg_pings = 0;
+    c->dg_inflight = cs.bytes_in_flight;
+    return 0;
+  }
+  if (!c->dg_watch || cs.bytes_in_flight < c->dg_inflight) {
+    c->dg_watch = 1;
+    c->dg_progress_ts = now;
+    c->dg_pings = 0;
+  }
+  c->dg_inflight = cs.bytes_in_flight;
+  return now >= c->dg_progress_ts + dg_wait(c);
+}
+
+/* Records the flight after a write, so the next check sees only what
+ * acknowledgements removed. */
+static void dg_note_flight(qpeer__conn *c) {
+  ngtcp2_conn_stat cs;
+  if (!c->dg_sent)
+    return;
+  ngtcp2_conn_get_conn_stat(c->qc, &cs);
+  c->dg_inflight = cs.bytes_in_flight;
+}
+
+/* Writes one packet with a PING: ngtcp2 0.12 has no call for it, but it
+ * adds one when the keep-alive has expired, so the keep-alive is made
+ * expire for this one write. */
+static ngtcp2_ssize dg_ping(qpeer__conn *c, ngtcp2_path *path,
+                            ngtcp2_pkt_info *pi, uint8_t *dest, size_t len,
+                            ngtcp2_tstamp now) {
+  ngtcp2_ssize n;
+  ngtcp2_conn_set_keep_alive_timeout(c->qc, 1);
+  n = ngtcp2_conn_writev_stream(c->qc, path, pi, dest, len, NULL,
+                                NGTCP2_WRITE_STREAM_FLAG_NONE, -1, NULL, 0,
+                                now);
+  ngtcp2_conn_set_keep_alive_timeout(c->qc, c->keepalive_ns);
+  c->dg_pings++;
+  c->dg_progress_ts = now;
+  return n;
+}
+
 int qpeer__conn_write(qpeer__conn *c) {
   batch_t b;
   ngtcp2_path_storage ps;
@@ -130,6 +201,12 @@ int qpeer__conn_write(qpeer__conn *c) {
   ngtcp2_path_storage_zero(&ps);
   memset(&pi, 0, sizeof(pi));
 
+  if (dg_check(c, now)) {
+    ngtcp2_ssize n = dg_ping(c, &ps.path, &pi, b.buf, maxpkt, now);
+    if (n > 0)
+      batch_add(&b, &ps.path, (size_t)n);
+  }
+
   /* Bounded by the send quantum; stream/datagram bookkeeping iterations
    * that write no packet are bounded by the extra counter. */
   while (b.npkts < maxpkts && rounds++ < 4 * QPEER__UDP_TX_BATCH + 256 &&
@@ -139,7 +216,9 @@ int qpeer__conn_write(qpeer__conn *c) {
     qpeer__stream *st = NULL;
     int accepted = 0;
 
-    if (c->dgq_len > 0) {
+    /* Datagrams leave one packet of congestion window free (handles.h). */
+    if (c->dgq_len > 0 &&
+        ngtcp2_conn_get_cwnd_left(c->qc) >= 2 * maxpkt) {
       ngtcp2_vec dv;
       dv.base = c->dgq[c->dgq_head].data;
       dv.len = c->dgq[c->dgq_head].len;
@@ -148,8 +227,10 @@ int qpeer__conn_write(qpeer__conn *c) {
                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv,
                                       1, now);
       if (accepted || n == NGTCP2_ERR_INVALID_ARGUMENT) {
-        if (accepted)
+        if (accepted) {
           c->stats.datagrams_sent++;
+          c->dg_sent = 1;
+        }
         else
           c->stats.datagrams_dropped++;
         qpeer__free(c->dgq[c->dgq_head].data);
@@ -221,6 +302,7 @@ int qpeer__conn_write(qpeer__conn *c) {
   }
   batch_flush(&b);
   ngtcp2_conn_update_pkt_tx_time(c->qc, now);
+  dg_note_flight(c);
   qpeer__conn_update_timer(c);
   return r;
 }

@@ -196,6 +196,19 @@ struct qpeer__conn {
   } dgq[QPEER__MAX_DGRAM_QUEUE];
   size_t dgq_head;                 /* first queued datagram */
   size_t dgq_len;                  /* queued datagrams */
+  /* DATAGRAM loss watchdog (conn_write.c): ngtcp2 0.12 does not count a
+   * packet that carries only DATAGRAM frames as PTO-eliciting, so when a
+   * whole flight of them is lost nothing ever declares it lost and, once
+   * it fills the congestion window, the connection can send no
+   * ack-eliciting packet again. Datagrams leave one packet of window
+   * free, and a flight that sees no acknowledgement for a PTO gets a PING
+   * (through ngtcp2's keep-alive), whose ACK lets loss detection run. */
+  int dg_sent;                     /* a datagram was ever sent */
+  int dg_watch;                    /* a stall is being timed */
+  uint64_t dg_inflight;            /* bytes in flight at the last check */
+  uint64_t dg_progress_ts;         /* last time they fell or were 0 (ns) */
+  uint32_t dg_pings;               /* PINGs since the last progress */
+  uint64_t keepalive_ns;           /* the keep-alive the user asked for */
   /* Received datagrams held until the user installs on_datagram (before
    * accept, or before qpeer_conn_set_callbacks): a bounded ring. */
   struct {
@@ -276,6 +289,21 @@ int qpeer__ep_send_datagram(qpeer__ep *ep, const struct sockaddr *local,
 /* Virtual interfaces (relay tunnels): register a synthetic local address,
  * feed packets received through it, and remove it. */
 int qpeer__ep_add_vif(qpeer__ep *ep, qpeer__vif *vif);
+/* qpeer_conn_migrate() that moves at once (the path is validated in the
+ * background; |cb| gets its result). For going back to a path validated
+ * before: the peer switches as soon as our packets arrive there, which
+ * also resets its congestion state, so a peer whose window is full of
+ * packets lost on a dead path can answer at once (ngtcp2 0.12 writes no
+ * PATH_RESPONSE while the window is full). */
+int qpeer__conn_migrate_immediate(qpeer_migrate_t *req, qpeer_conn_t *h,
+                                  const struct sockaddr *local,
+                                  const struct sockaddr *remote,
+                                  qpeer_migrate_cb cb);
+/* Sets the keep-alive interval (0: off) and remembers it (the DATAGRAM
+ * watchdog borrows ngtcp2's keep-alive for a moment). */
+void qpeer__conn_set_keepalive(qpeer__conn *c, uint64_t ns);
+/* The DATAGRAM watchdog's next deadline (ns), or UINT64_MAX. */
+uint64_t qpeer__conn_dg_expiry(qpeer__conn *c);
 void qpeer__ep_remove_vif(qpeer__ep *ep, qpeer__vif *vif);
 void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
                          size_t len, const struct sockaddr *from);
