@@ -170,8 +170,18 @@ static int cb_path_validation(ngtcp2_conn *qc, uint32_t flags,
                               ngtcp2_path_validation_result res,
                               void *user_data) {
   qpeer__conn *c = conn_of(user_data);
-  (void)qc;
   (void)flags;
+  /* The peer's move validated: ngtcp2 now probes the previous path; keep
+   * those probes off a relay tunnel (quiet_path in handles.h). */
+  if (c->server && res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS &&
+      c->has_rx_prev_path &&
+      ngtcp2_path_eq(path, ngtcp2_conn_get_path(qc)) &&
+      !ngtcp2_path_eq(path, &c->rx_prev_path.path) &&
+      qpeer__ep_is_tunnel(c->ep,
+                          (const struct sockaddr *)c->rx_prev_path.path.local.addr)) {
+    qpeer__path_store(&c->quiet_path, &c->rx_prev_path.path);
+    c->has_quiet_path = 1;
+  }
   if (!c->server && c->migrate_req && !c->migrate_done &&
       path->remote.addrlen <= sizeof(struct sockaddr_storage) &&
       !memcmp(path->remote.addr, &c->migrate_req->path.remote,

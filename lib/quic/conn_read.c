@@ -78,11 +78,39 @@ static void resend_close(qpeer__conn *c, const ngtcp2_path *path) {
                          c->close_pktlen, &blocked);
 }
 
+/* Server side of quiet_path (handles.h): remembers the path that was
+ * current before a packet moved the connection, and stops quieting a path
+ * the peer sends on again. Returns nonzero when |before| was filled. */
+static int note_path_before(qpeer__conn *c, const ngtcp2_path *path,
+                            ngtcp2_path_storage *before) {
+  const ngtcp2_path *cur = ngtcp2_conn_get_path(c->qc);
+  if (c->has_quiet_path && ngtcp2_path_eq(path, &c->quiet_path.path))
+    c->has_quiet_path = 0;
+  if (ngtcp2_path_eq(path, cur))
+    return 0;
+  qpeer__path_store(before, cur);
+  return 1;
+}
+
+static void note_path_after(qpeer__conn *c, const ngtcp2_path_storage *before) {
+  const ngtcp2_path *cur;
+  if (!c->qc)
+    return;
+  cur = ngtcp2_conn_get_path(c->qc);
+  if (ngtcp2_path_eq(cur, &before->path))
+    return;
+  qpeer__path_store(&c->rx_prev_path, &before->path);
+  c->has_rx_prev_path = 1;
+  if (c->has_quiet_path && ngtcp2_path_eq(cur, &c->quiet_path.path))
+    c->has_quiet_path = 0;
+}
+
 int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
                      const uint8_t *pkt, size_t len) {
   ngtcp2_pkt_info pi;
   ngtcp2_connection_close_error ccerr;
-  int r, status;
+  ngtcp2_path_storage before;
+  int r, status, moved;
 
   if (c->closed || !c->qc) {
     resend_close(c, path);
@@ -91,7 +119,10 @@ int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
   memset(&pi, 0, sizeof(pi));
   c->stats.packets_received++;
   c->stats.bytes_received += len;
+  moved = c->server && note_path_before(c, path, &before);
   r = ngtcp2_conn_read_pkt(c->qc, path, &pi, pkt, len, qpeer__now());
+  if (moved)
+    note_path_after(c, &before);
   if (r == 0) {
     c->rx_ok = 1;
     c->last_rx = qpeer__now();

@@ -18,6 +18,11 @@ static size_t vecs_len(const ngtcp2_vec *v, size_t n) {
   return total;
 }
 
+/* Bytes a 1-RTT packet adds around one DATAGRAM frame's payload, at most:
+ * header (1 + 20-byte CID + 4-byte packet number), 16-byte AEAD tag,
+ * frame type and length varint. */
+#define DGRAM_PKT_OVERHEAD 64
+
 static int same_path(const ngtcp2_path *a, const ngtcp2_path *b) {
   return a->local.addrlen == b->local.addrlen &&
          a->remote.addrlen == b->remote.addrlen &&
@@ -216,9 +221,12 @@ int qpeer__conn_write(qpeer__conn *c) {
     qpeer__stream *st = NULL;
     int accepted = 0;
 
-    /* Datagrams leave one packet of congestion window free (handles.h). */
+    /* A datagram is written only if the window still has room after it
+     * (ngtcp2 writes while any is left), so a PING can always follow
+     * (handles.h). Even the minimum window (two packets) passes one. */
     if (c->dgq_len > 0 &&
-        ngtcp2_conn_get_cwnd_left(c->qc) >= 2 * maxpkt) {
+        ngtcp2_conn_get_cwnd_left(c->qc) >
+            c->dgq[c->dgq_head].len + DGRAM_PKT_OVERHEAD) {
       ngtcp2_vec dv;
       dv.base = c->dgq[c->dgq_head].data;
       dv.len = c->dgq[c->dgq_head].len;
@@ -297,6 +305,12 @@ int qpeer__conn_write(qpeer__conn *c) {
       /* Nothing more now (congestion, pacing or idle). A stream that could
        * not be written keeps its place. */
       break;
+    }
+    if (c->has_quiet_path && ngtcp2_path_eq(&ps.path, &c->quiet_path.path) &&
+        !ngtcp2_path_eq(&ps.path, ngtcp2_conn_get_path(c->qc))) {
+      /* A probe of the old relay path nobody answers (handles.h). */
+      c->quiet_dropped++;
+      continue;
     }
     batch_add(&b, &ps.path, (size_t)n);
   }

@@ -301,6 +301,11 @@ int qpeer__ep_send_datagram(qpeer__ep *ep, const struct sockaddr *local,
   return r;
 }
 
+int qpeer__ep_is_tunnel(qpeer__ep *ep, const struct sockaddr *local) {
+  qpeer__vif *vif = find_vif(ep, local);
+  return vif && vif->send && !vif->socket_alias;
+}
+
 int qpeer__ep_add_vif(qpeer__ep *ep, qpeer__vif *vif) {
   if (find_vif(ep, (const struct sockaddr *)&vif->local) ||
       qpeer__addr_equal((const struct sockaddr *)&vif->local,

@@ -156,6 +156,16 @@ struct qpeer__conn {
   int migrate_status;              /* its result, once known */
   int migrate_done;                /* result known, not yet delivered */
   qpeer_path_t last_path;          /* path last reported to the user */
+  /* Server: after the peer moved and the new path validated, ngtcp2 0.12
+   * probes the old path (PATH_CHALLENGE, "don't care" result) for a few
+   * PTOs. A client ignores a challenge on a path that is neither current
+   * nor being validated, so when the old path is a relay tunnel these
+   * probes only cost relay traffic: they are not sent (quiet_path) until
+   * the peer uses that path again or it becomes current. */
+  ngtcp2_path_storage rx_prev_path; /* current path before the last move */
+  ngtcp2_path_storage quiet_path;   /* old tunnel path not to probe */
+  int has_rx_prev_path, has_quiet_path;
+  uint64_t quiet_dropped;           /* probes not sent (for tests/debug) */
   int handshake_confirmed;         /* HANDSHAKE_DONE seen (client) */
   struct qpeer__ctrl *ctrl;        /* control-stream state, or NULL */
   struct qpeer__trav *trav;        /* NAT-traversal state, or NULL */
@@ -200,8 +210,9 @@ struct qpeer__conn {
    * packet that carries only DATAGRAM frames as PTO-eliciting, so when a
    * whole flight of them is lost nothing ever declares it lost and, once
    * it fills the congestion window, the connection can send no
-   * ack-eliciting packet again. Datagrams leave one packet of window
-   * free, and a flight that sees no acknowledgement for a PTO gets a PING
+   * ack-eliciting packet again. A datagram is written only while the
+   * window keeps room after it, and a flight that sees no acknowledgement
+   * for a PTO gets a PING
    * (through ngtcp2's keep-alive), whose ACK lets loss detection run. */
   int dg_sent;                     /* a datagram was ever sent */
   int dg_watch;                    /* a stall is being timed */
@@ -289,6 +300,16 @@ int qpeer__ep_send_datagram(qpeer__ep *ep, const struct sockaddr *local,
 /* Virtual interfaces (relay tunnels): register a synthetic local address,
  * feed packets received through it, and remove it. */
 int qpeer__ep_add_vif(qpeer__ep *ep, qpeer__vif *vif);
+/* Copies |src|'s addresses into |dst| (ngtcp2 0.12 has no
+ * ngtcp2_path_storage_init2). */
+static inline void qpeer__path_store(ngtcp2_path_storage *dst,
+                                     const ngtcp2_path *src) {
+  ngtcp2_path_storage_init(dst, src->local.addr, src->local.addrlen,
+                           src->remote.addr, src->remote.addrlen, NULL);
+}
+/* Nonzero when |local| is a virtual interface that sends through a tunnel
+ * (not the socket, not a socket alias). */
+int qpeer__ep_is_tunnel(qpeer__ep *ep, const struct sockaddr *local);
 /* qpeer_conn_migrate() that moves at once (the path is validated in the
  * background; |cb| gets its result). For going back to a path validated
  * before: the peer switches as soon as our packets arrive there, which
