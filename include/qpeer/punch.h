@@ -75,8 +75,11 @@ typedef void (*qpeer_fallback_cb)(qpeer_conn_t *conn, int status);
  * the relay path the connection started on; |local| NULL means the
  * socket) and a silence budget: while the connection is on another path
  * and nothing arrives from the peer for |timeout_ms| (keep-alives are sent
- * at a third of it), the client migrates back to the standby path and
- * |cb| (may be NULL) is called. A later qpeer_punch() may upgrade again.
+ * at a third of it), the client migrates back to the standby path at once
+ * (it validates it in the background: the peer, whose congestion window
+ * may be full of packets lost on the dead path, answers only once it has
+ * moved) and |cb| (may be NULL) is called with the validation's result. A
+ * later qpeer_punch() may upgrade again.
  * |timeout_ms| 0 turns fallback off. Returns 0, UV_EINVAL, UV_ENOTSUP on a
  * server connection, or UV_ENOTCONN.
  */
