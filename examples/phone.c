@@ -63,6 +63,7 @@ static struct {
   int64_t metrics_base;    /* relay inner bytes at migration, -1: unknown */
   int64_t metrics_settled; /* ... one settle period later, -1: unknown */
   uv_timer_t settle_timer;
+  uv_timer_t linger;       /* after our close, before the endpoint goes */
   uint64_t own_relay_bytes; /* phone's bytes on the relay path since then */
   uint64_t last_conn_bytes;
   int expect;
@@ -428,6 +429,12 @@ static void print_timeline(void) {
          F.eof ? "" : ", stream not finished");
 }
 
+static void on_linger(uv_timer_t *t) {
+  uv_close((uv_handle_t *)t, on_uv_closed);
+  qpeer_close((qpeer_handle_t *)&F.conn, on_handle_closed);
+  qpeer_close((qpeer_handle_t *)&F.ep, on_handle_closed);
+}
+
 static void finish(int code) {
   if (F.done)
     return;
@@ -456,9 +463,20 @@ static void finish(int code) {
   if (F.connecting)
     qpeer_peer_connect_stop(&F.preq);
   if (F.connected) {
+    /* Linger a few round trips: should our CONNECTION_CLOSE (or the ACK of
+     * the camera's last packet) be lost, the camera retransmits and the
+     * closed connection answers with its close again, so the camera
+     * learns we are gone instead of waiting for its idle timeout. */
+    qpeer_conn_stats_t cs;
+    uint64_t ms = 300;
+    if (qpeer_conn_get_stats(&F.conn, &cs) == 0)
+      ms = cs.smoothed_rtt_us * 6 / 1000;
+    ms = ms < 300 ? 300 : ms > 3000 ? 3000 : ms;
     qpeer_conn_shutdown(&F.conn, 0, "bye");
-    qpeer_close((qpeer_handle_t *)&F.conn, on_handle_closed);
+    uv_timer_start(&F.linger, on_linger, ms, 0);
+    return;
   }
+  uv_close((uv_handle_t *)&F.linger, on_uv_closed);
   qpeer_close((qpeer_handle_t *)&F.ep, on_handle_closed);
 }
 
@@ -666,6 +684,7 @@ int main(int argc, char **argv) {
   uv_timer_init(F.loop, &F.stat_timer);
   uv_timer_init(F.loop, &F.deadline);
   uv_timer_init(F.loop, &F.settle_timer);
+  uv_timer_init(F.loop, &F.linger);
   F.t0 = uv_now(F.loop);
 
   qpeer_peer_connect_options_default(&po);
@@ -686,6 +705,7 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&F.stat_timer, NULL);
     uv_close((uv_handle_t *)&F.deadline, NULL);
     uv_close((uv_handle_t *)&F.settle_timer, NULL);
+    uv_close((uv_handle_t *)&F.linger, NULL);
     uv_run(F.loop, UV_RUN_DEFAULT);
     if (F.sha)
       gnutls_hash_deinit(F.sha, NULL);
