@@ -16,8 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <gnutls/crypto.h>
-
+#include "digest.h"
 #include "frames.h"
 #include "qpeer.h"
 
@@ -57,7 +56,7 @@ static struct {
   uint64_t seq, bytes, skipped;
   uint64_t t0; /* uv_now at stream start */
   int done, exit_code;
-  gnutls_hash_hd_t sha;  /* SHA-256 of every byte written to the stream */
+  digest sha;            /* SHA-256 of every byte written to the stream */
   int acked;             /* every frame acknowledged (the FIN too) */
 } C;
 
@@ -148,11 +147,8 @@ static void stop_streaming(void) {
   C.shutting = 1;
   uv_timer_stop(&C.tick);
   {
-    uint8_t d[32];
-    char hex[65];
-    gnutls_hash_output(C.sha, d);
-    for (int i = 0; i < 32; i++)
-      snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    char hex[DIGEST_HEX_LEN];
+    digest_hex(&C.sha, hex);
     fprintf(stderr, "camera: stream ends after %llu frames (%llu bytes, "
                     "sha256 %s)\n",
             (unsigned long long)C.seq, (unsigned long long)C.bytes, hex);
@@ -207,7 +203,7 @@ static void on_tick(uv_timer_t *t) {
     finish(1);
     return;
   }
-  gnutls_hash(C.sha, f->data, f->len);
+  digest_add(&C.sha, f->data, f->len);
   C.seq++;
   C.bytes += f->len;
 }
@@ -237,7 +233,7 @@ static void start_streaming(void) {
     finish(1);
     return;
   }
-  if (gnutls_hash_init(&C.sha, GNUTLS_DIG_SHA256) != 0) {
+  if (digest_init(&C.sha) != 0) {
     fprintf(stderr, "camera: cannot start SHA-256\n");
     qpeer_close((qpeer_handle_t *)&C.st, on_handle_closed);
     finish(1);
@@ -630,8 +626,7 @@ int main(int argc, char **argv) {
     return fail("relay bind", r);
 
   uv_run(C.loop, UV_RUN_DEFAULT);
-  if (C.sha)
-    gnutls_hash_deinit(C.sha, NULL);
+  digest_free(&C.sha);
   qpeer_identity_unref(C.id);
   uv_loop_close(C.loop);
   return C.exit_code;

@@ -25,8 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gnutls/crypto.h>
-
+#include "digest.h"
 #include "frames.h"
 #include "qpeer.h"
 
@@ -44,7 +43,7 @@ static struct {
   qpeer_stream_t st;
   int have_stream, eof;
   frame_reader fr;
-  gnutls_hash_hd_t sha;    /* SHA-256 of every byte read from the stream */
+  digest sha;              /* SHA-256 of every byte read from the stream */
   uint64_t stream_bytes;   /* ... and their count */
   uv_timer_t stat_timer, deadline;
   uint64_t t0;             /* uv_now at start */
@@ -192,7 +191,7 @@ static void on_read(qpeer_stream_t *s, ssize_t n, const uint8_t *d) {
     finish(1);
     return;
   }
-  gnutls_hash(F.sha, d, (size_t)n);
+  digest_add(&F.sha, d, (size_t)n);
   F.stream_bytes += (uint64_t)n;
   if (frame_reader_feed(&F.fr, d, (size_t)n) < 0) {
     fprintf(stderr, "phone: frame %llu: %s\n",
@@ -415,11 +414,8 @@ static void print_timeline(void) {
                                : F.on_relay ? "relay"
                                             : "direct");
   {
-    uint8_t h[32];
-    char hex[65];
-    gnutls_hash_output(F.sha, h);
-    for (int i = 0; i < 32; i++)
-      snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    char hex[DIGEST_HEX_LEN];
+    digest_hex(&F.sha, hex);
     printf("  stream: %llu bytes, sha256 %s\n",
            (unsigned long long)F.stream_bytes, hex);
   }
@@ -696,7 +692,7 @@ int main(int argc, char **argv) {
     po.stun_servers = stun;
     po.nstun = 1;
   }
-  if (gnutls_hash_init(&F.sha, GNUTLS_DIG_SHA256) != 0)
+  if (digest_init(&F.sha) != 0)
     r = UV_ENOMEM;
   else
     r = qpeer_peer_connect(&F.preq, &F.ep, &F.conn, &t, &po, on_peer_connect);
@@ -707,8 +703,7 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&F.settle_timer, NULL);
     uv_close((uv_handle_t *)&F.linger, NULL);
     uv_run(F.loop, UV_RUN_DEFAULT);
-    if (F.sha)
-      gnutls_hash_deinit(F.sha, NULL);
+    digest_free(&F.sha);
     if (F.have_cache)
       qpeer_bootstrap_free(&F.cache);
     qpeer_identity_unref(F.id);
@@ -718,7 +713,7 @@ int main(int argc, char **argv) {
   if (timeout_s > 0)
     uv_timer_start(&F.deadline, on_deadline, (uint64_t)(timeout_s * 1000), 0);
   uv_run(F.loop, UV_RUN_DEFAULT);
-  gnutls_hash_deinit(F.sha, NULL);
+  digest_free(&F.sha);
   if (F.have_cache)
     qpeer_bootstrap_free(&F.cache);
   qpeer_identity_unref(F.id);
