@@ -399,7 +399,7 @@ static void deliver(mclient *mc, const struct sockaddr *from,
     mc->rxq_head = p;
   mc->rxq_tail = p;
   mc->rxq_len++;
-  qpeer__defer_push(mc->ep, &mc->rx_task);
+  qpeer__ep_after_batch(mc->ep, &mc->rx_task);
 }
 
 static void rx_task_run(qpeer__defer *d) {
@@ -414,6 +414,8 @@ static void rx_task_run(qpeer__defer *d) {
                         (const struct sockaddr *)&p->from);
     qpeer__free(p);
   }
+  /* One write pass for the whole batch (one ACK answers it). */
+  qpeer__ep_flush(mc->ep);
   if (mc->closing || !mc->vif_added)
     rxq_clear(mc);
 }

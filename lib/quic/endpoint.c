@@ -162,6 +162,7 @@ int qpeer_endpoint_init_versioned(uv_loop_t *loop, qpeer_endpoint_t *h,
   qpeer__list_init(&ep->stun_handlers);
   qpeer__list_init(&ep->raw_handlers);
   qpeer__list_init(&ep->defer_q);
+  qpeer__list_init(&ep->post_batch);
   qpeer__defer_init(&ep->close_task, finish_close);
   ep->opts.bind_addr = NULL;
   ep->opts.cert_file = opts ? opts->cert_file : NULL;
@@ -358,8 +359,45 @@ static void flush_dirty(qpeer__ep *ep) {
   }
 }
 
+void qpeer__ep_flush(qpeer__ep *ep) { flush_dirty(ep); }
+
+void qpeer__ep_after_batch(qpeer__ep *ep, qpeer__defer *d) {
+  if (qpeer__list_linked(&d->link))
+    return;
+  if (ep->in_batch && !ep->closing)
+    qpeer__list_insert_tail(&ep->post_batch, &d->link);
+  else
+    qpeer__defer_push(ep, d);
+}
+
+/* Tasks queued for a batch's end that will not see one (the socket
+ * closed within the batch) go to the defer queue. */
+static void post_batch_to_defer(qpeer__ep *ep) {
+  qpeer__list *e;
+  ep->in_batch = 0;
+  while ((e = qpeer__list_head(&ep->post_batch)) != NULL) {
+    qpeer__list_remove(e);
+    qpeer__defer_push(ep, QPEER__CONTAINER_OF(e, qpeer__defer, link));
+  }
+}
+
 static void on_batch_end(qpeer__udp *u) {
   qpeer__ep *ep = QPEER__CONTAINER_OF(u, qpeer__ep, udp);
+  qpeer__list *e;
+  /* The connections that received the batch write first (their ACKs
+   * leave before the tunnel input is processed, so that work does not
+   * count in their RTT), then the tasks run and the write pass repeats.
+   * Bounded: a task queued while these run goes to the defer queue
+   * (in_batch is off). */
+  ep->in_batch = 0;
+  flush_dirty(ep);
+  if (qpeer__list_empty(&ep->post_batch))
+    return;
+  while ((e = qpeer__list_head(&ep->post_batch)) != NULL) {
+    qpeer__defer *d = QPEER__CONTAINER_OF(e, qpeer__defer, link);
+    qpeer__list_remove(e);
+    d->run(d);
+  }
   flush_dirty(ep);
 }
 
@@ -634,8 +672,6 @@ void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
   ep->stats.rx_datagrams++;
   ep->stats.rx_bytes += len;
   ep_input(ep, (const struct sockaddr *)&vif->local, data, len, from);
-  /* Tunnel input arrives outside the socket's batch: flush now. */
-  flush_dirty(ep);
 }
 
 /* The local address a socket datagram from |from| is presented with: the
@@ -657,6 +693,7 @@ static void on_udp_recv(qpeer__udp *u, const uint8_t *data, size_t len,
   qpeer__ep *ep = QPEER__CONTAINER_OF(u, qpeer__ep, udp);
   ep->stats.rx_datagrams++;
   ep->stats.rx_bytes += len;
+  ep->in_batch = 1;
   if (truncated) {
     ep->stats.rx_garbage++;
     return;
@@ -846,6 +883,7 @@ int qpeer__endpoint_close(qpeer_endpoint_t *h) {
   qpeer__list *e, *next;
   ep->closing = 1;
   ep->listening = 0;
+  post_batch_to_defer(ep);
   for (e = ep->conns.next; e != &ep->conns; e = next) {
     qpeer__conn *c = QPEER__CONTAINER_OF(e, qpeer__conn, link);
     next = e->next;

@@ -115,7 +115,12 @@ struct qpeer__ep {
   int pending_closes;              /* child closes still outstanding */
   int idle_closing;                /* defer_idle is closing: no pushes */
   qpeer__defer close_task;         /* finishes closing */
-  int in_dispatch;                 /* inside the receive batch */
+  /* Work that packets of the current socket receive batch produced and
+   * that must not run inside the connection that received them (tunnel
+   * input): run at the batch's end, before the write pass, so that it
+   * joins the same batch instead of waiting for a loop iteration. */
+  int in_batch;                    /* inside a socket receive batch */
+  qpeer__list post_batch;          /* qpeer__defer tasks for its end */
   uint8_t *txbuf;                  /* TX_BATCH * MAX_PKT send buffer */
 };
 
@@ -326,8 +331,16 @@ void qpeer__conn_set_keepalive(qpeer__conn *c, uint64_t ns);
 /* The DATAGRAM watchdog's next deadline (ns), or UINT64_MAX. */
 uint64_t qpeer__conn_dg_expiry(qpeer__conn *c);
 void qpeer__ep_remove_vif(qpeer__ep *ep, qpeer__vif *vif);
+/* Feeds one packet received through |vif|; the write pass that follows
+ * is the caller's (qpeer__ep_flush), once per batch of packets, so that
+ * one ACK answers the batch. */
 void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
                          size_t len, const struct sockaddr *from);
+/* Runs the write pass of every connection that has something to send. */
+void qpeer__ep_flush(qpeer__ep *ep);
+/* Runs |d| at the end of the socket receive batch in progress (before
+ * its write pass), or on the defer queue when no batch is in progress. */
+void qpeer__ep_after_batch(qpeer__ep *ep, qpeer__defer *d);
 void qpeer__ep_send_packets(qpeer__ep *ep, const ngtcp2_path *path,
                             const uint8_t *data, size_t len, size_t segsize,
                             int *pblocked);
