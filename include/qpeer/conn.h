@@ -159,7 +159,9 @@ QPEER_EXTERN int qpeer_conn_shutdown(qpeer_conn_t *conn, uint64_t code,
  * `qpeer_conn_send_datagram` queues an unreliable datagram (RFC 9221); the
  * payload is copied. Returns 0, UV_EMSGSIZE if |len| exceeds
  * qpeer_conn_get_max_datagram_size(), UV_ENOBUFS when the bounded queue is
- * full, UV_ENOTSUP when the peer does not accept datagrams, or UV_ENOTCONN.
+ * full (1024 datagrams or 512 KiB queued and not yet sent; the datagram
+ * counts in stats.datagrams_dropped), UV_ENOTSUP when the peer does not
+ * accept datagrams, UV_ENOMEM, or UV_ENOTCONN.
  */
 QPEER_EXTERN int qpeer_conn_send_datagram(qpeer_conn_t *conn,
                                           const uint8_t *data, size_t len);

@@ -1045,18 +1045,20 @@ int qpeer__h3req_send_datagram(qpeer__h3req *rq, uint64_t context_id,
   if (!req_writable(st))
     return UV_EPIPE;
   if (qpeer__h3conn_datagrams_enabled(h)) {
-    uint8_t buf[1500];
+    uint8_t buf[32];
     size_t max = qpeer_conn_get_max_datagram_size(h->conn);
     hl = qpeer__h3_datagram_write_header(buf, sizeof(buf), st->id, context_id);
     if (hl < 0)
       return (int)hl;
-    if ((size_t)hl + payload <= max && (size_t)hl + payload <= sizeof(buf)) {
+    if ((size_t)hl + payload <= max) {
+      /* Header, context header and payload go straight into the
+       * connection's queue (one copy). */
+      uv_buf_t v[3];
       int r;
-      if (hdrlen)
-        memcpy(buf + hl, hdr, hdrlen);
-      if (len)
-        memcpy(buf + hl + hdrlen, data, len);
-      r = qpeer_conn_send_datagram(h->conn, buf, (size_t)hl + payload);
+      v[0] = uv_buf_init((char *)buf, (unsigned int)hl);
+      v[1] = uv_buf_init((char *)(uintptr_t)hdr, (unsigned int)hdrlen);
+      v[2] = uv_buf_init((char *)(uintptr_t)data, (unsigned int)len);
+      r = qpeer__conn_send_datagramv(h->conn, v, 3);
       if (r == 0)
         h->dst.tx_quic++;
       else
@@ -1483,7 +1485,8 @@ void qpeer__h3conn_flush_datagrams(qpeer__h3conn *h, int force) {
   if (!h || h->depth || h->dying || h->failing || !h->conn ||
       !(c = h->conn->impl) || c->freeing || c->closed)
     return;
-  if (c->dgq_len == 0 || (!force && c->dgq_len < QPEER__MAX_DGRAM_QUEUE / 2))
+  /* Without |force|: once a GSO train's worth is queued. */
+  if (c->dgq.n == 0 || (!force && c->dgq.n < QPEER__UDP_TX_BATCH))
     return;
   qpeer__conn_write(c);
 }

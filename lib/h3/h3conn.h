@@ -216,8 +216,9 @@ int qpeer__h3req_send_datagram(qpeer__h3req *rq, uint64_t context_id,
 /* qpeer__h3conn_flush_datagrams writes the QUIC connection's queued
  * datagrams now (as far as congestion control and pacing allow) instead
  * of at the end of the loop iteration: always with |force|, else only
- * when the queue is half full. For callers outside the connection's own
- * receive path (a relay's sockets); does nothing inside it. */
+ * once QPEER__UDP_TX_BATCH datagrams are queued. For callers outside the
+ * connection's own receive path (a relay's sockets); does nothing inside
+ * it. */
 void qpeer__h3conn_flush_datagrams(qpeer__h3conn *h, int force);
 
 /* qpeer__h3req_send_capsule queues one capsule (copied) on the request

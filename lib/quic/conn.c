@@ -65,6 +65,8 @@ qpeer__conn *qpeer__conn_new(qpeer__ep *ep, int server) {
   qpeer__list_init(&c->stream_accept_q);
   qpeer__list_init(&c->sendable);
   qpeer__list_init(&c->observers);
+  qpeer__dgring_init(&c->dgq, QPEER__MAX_DGRAM_QUEUE,
+                     QPEER__MAX_DGRAM_QUEUE_BYTES);
   qpeer__defer_init(&c->free_task, free_task_run);
   qpeer__defer_init(&c->flush_task, flush_task_run);
   if (uv_timer_init(ep->loop, &c->timer) != 0) {
@@ -611,8 +613,7 @@ static void free_task_run(qpeer__defer *d) {
     gnutls_certificate_free_credentials(c->own_cred);
   if (c->qlog)
     fclose(c->qlog);
-  for (i = 0; i < c->dgq_len; i++)
-    qpeer__free(c->dgq[(c->dgq_head + i) % QPEER__MAX_DGRAM_QUEUE].data);
+  qpeer__dgring_free(&c->dgq);
   for (i = 0; i < c->rxq_len; i++)
     qpeer__free(c->rxq[(c->rxq_head + i) % QPEER__MAX_RX_DGRAM_HELD].data);
   qpeer__free(c->alpn);
@@ -707,32 +708,48 @@ int qpeer_conn_shutdown(qpeer_conn_t *h, uint64_t code, const char *reason) {
   return 0;
 }
 
-int qpeer_conn_send_datagram(qpeer_conn_t *h, const uint8_t *data,
-                             size_t len) {
+int qpeer__conn_send_datagramv(qpeer_conn_t *h, const uv_buf_t *bufs,
+                               size_t nbufs) {
   qpeer__conn *c = conn_of(h);
-  uint8_t *copy;
-  if (!c || (!data && len))
+  size_t len = 0, i, max;
+  uint8_t *dst;
+  int err;
+  if (!c || (!bufs && nbufs))
     return UV_EINVAL;
+  for (i = 0; i < nbufs; i++) {
+    if (!bufs[i].base && bufs[i].len)
+      return UV_EINVAL;
+    len += bufs[i].len;
+  }
   if (c->closed || c->handle_closing || !c->handshake_done)
     return UV_ENOTCONN;
-  if (qpeer_conn_get_max_datagram_size(h) == 0)
+  if ((max = qpeer_conn_get_max_datagram_size(h)) == 0)
     return UV_ENOTSUP;
-  if (len > qpeer_conn_get_max_datagram_size(h))
+  if (len > max)
     return UV_EMSGSIZE;
-  if (c->dgq_len == QPEER__MAX_DGRAM_QUEUE) {
-    c->stats.datagrams_dropped++;
-    return UV_ENOBUFS;
+  if (!(dst = qpeer__dgring_push(&c->dgq, len, &err))) {
+    if (err == UV_ENOBUFS)
+      c->stats.datagrams_dropped++;
+    return err;
   }
-  copy = qpeer__malloc(len);
-  if (!copy)
-    return UV_ENOMEM;
-  if (len)
-    memcpy(copy, data, len);
-  c->dgq[(c->dgq_head + c->dgq_len) % QPEER__MAX_DGRAM_QUEUE].data = copy;
-  c->dgq[(c->dgq_head + c->dgq_len) % QPEER__MAX_DGRAM_QUEUE].len = len;
-  c->dgq_len++;
+  for (i = 0; i < nbufs; i++) {
+    if (bufs[i].len)
+      memcpy(dst, bufs[i].base, bufs[i].len);
+    dst += bufs[i].len;
+  }
+  c->dgq_was_empty = 0;
   qpeer__conn_schedule_flush(c);
   return 0;
+}
+
+int qpeer_conn_send_datagram(qpeer_conn_t *h, const uint8_t *data,
+                             size_t len) {
+  uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned int)len);
+  if (!data && len)
+    return UV_EINVAL;
+  if (len > UINT32_MAX)
+    return UV_EMSGSIZE;
+  return qpeer__conn_send_datagramv(h, &b, 1);
 }
 
 size_t qpeer_conn_get_max_datagram_size(const qpeer_conn_t *h) {

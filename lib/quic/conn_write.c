@@ -220,16 +220,17 @@ int qpeer__conn_write(qpeer__conn *c) {
     uint8_t *dest = b.buf + b.off;
     qpeer__stream *st = NULL;
     int accepted = 0;
+    const uint8_t *dgd;
+    size_t dgl;
 
     /* A datagram is written only if the window still has room after it
      * (ngtcp2 writes while any is left), so a PING can always follow
      * (handles.h). Even the minimum window (two packets) passes one. */
-    if (c->dgq_len > 0 &&
-        ngtcp2_conn_get_cwnd_left(c->qc) >
-            c->dgq[c->dgq_head].len + DGRAM_PKT_OVERHEAD) {
+    if (qpeer__dgring_front(&c->dgq, &dgd, &dgl) &&
+        ngtcp2_conn_get_cwnd_left(c->qc) > dgl + DGRAM_PKT_OVERHEAD) {
       ngtcp2_vec dv;
-      dv.base = c->dgq[c->dgq_head].data;
-      dv.len = c->dgq[c->dgq_head].len;
+      dv.base = (uint8_t *)(uintptr_t)dgd;
+      dv.len = dgl;
       n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, &pi, dest, maxpkt,
                                       &accepted,
                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv,
@@ -241,9 +242,7 @@ int qpeer__conn_write(qpeer__conn *c) {
         }
         else
           c->stats.datagrams_dropped++;
-        qpeer__free(c->dgq[c->dgq_head].data);
-        c->dgq_head = (c->dgq_head + 1) % QPEER__MAX_DGRAM_QUEUE;
-        c->dgq_len--;
+        qpeer__dgring_pop(&c->dgq);
         if (n == NGTCP2_ERR_INVALID_ARGUMENT)
           continue;
       }
@@ -315,6 +314,13 @@ int qpeer__conn_write(qpeer__conn *c) {
     batch_add(&b, &ps.path, (size_t)n);
   }
   batch_flush(&b);
+  /* The datagram ring goes once a pass finds it empty twice in a row (a
+   * flowing queue keeps its storage; an idle connection holds none). */
+  if (c->dgq.n == 0 && c->dgq.buf) {
+    if (c->dgq_was_empty)
+      qpeer__dgring_release(&c->dgq);
+    c->dgq_was_empty = 1;
+  }
   ngtcp2_conn_update_pkt_tx_time(c->qc, now);
   dg_note_flight(c);
   qpeer__conn_update_timer(c);

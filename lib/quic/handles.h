@@ -17,11 +17,13 @@
 #include "internal.h"
 #include "net/cidmap.h"
 #include "net/udp.h"
+#include "quic/dgring.h"
 
 #define QPEER__SCID_LEN 16
 #define QPEER__MAX_PKT 1452 /* largest UDP payload we send */
 #define QPEER__STATIC_SECRET_LEN 32
-#define QPEER__MAX_DGRAM_QUEUE 128 /* queued outgoing datagrams per conn */
+#define QPEER__MAX_DGRAM_QUEUE 1024 /* queued outgoing datagrams per conn */
+#define QPEER__MAX_DGRAM_QUEUE_BYTES (512 * 1024) /* and their bytes */
 #define QPEER__MAX_RX_DGRAM_HELD 32 /* held incoming datagrams per conn */
 
 typedef struct qpeer__ep qpeer__ep;
@@ -204,13 +206,10 @@ struct qpeer__conn {
   qpeer__defer free_task;          /* releases the state */
   qpeer__defer flush_task;         /* deferred write pass */
   int flush_queued;                /* flush_task is queued */
-  /* Outgoing datagrams: a bounded ring of copies. */
-  struct {
-    uint8_t *data;                 /* payload copy */
-    size_t len;                    /* payload length */
-  } dgq[QPEER__MAX_DGRAM_QUEUE];
-  size_t dgq_head;                 /* first queued datagram */
-  size_t dgq_len;                  /* queued datagrams */
+  /* Outgoing datagrams: copies in a bounded byte ring (allocated while
+   * datagrams flow, released after a write pass that found it empty). */
+  qpeer__dgring dgq;
+  int dgq_was_empty;               /* the last write pass left it empty */
   /* DATAGRAM loss watchdog (conn_write.c): ngtcp2 0.12 does not count a
    * packet that carries only DATAGRAM frames as PTO-eliciting, so when a
    * whole flight of them is lost nothing ever declares it lost and, once
@@ -336,6 +335,10 @@ void qpeer__ep_remove_vif(qpeer__ep *ep, qpeer__vif *vif);
  * one ACK answers the batch. */
 void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
                          size_t len, const struct sockaddr *from);
+/* qpeer_conn_send_datagram() of the concatenation of |bufs| (one copy,
+ * straight into the queue). */
+int qpeer__conn_send_datagramv(qpeer_conn_t *h, const uv_buf_t *bufs,
+                               size_t nbufs);
 /* Runs the write pass of every connection that has something to send. */
 void qpeer__ep_flush(qpeer__ep *ep);
 /* Runs |d| at the end of the socket receive batch in progress (before
