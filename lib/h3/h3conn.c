@@ -152,6 +152,7 @@ struct qpeer__h3conn {
   int peer_dgram;               /* H3_DATAGRAM = 1 */
   int seen_dgram, seen_connect; /* duplicates check */
   int depth;                    /* entry point nesting */
+  uint64_t entries;             /* entry points entered so far */
   int in_ng;                    /* inside an nghttp3 call */
   int failing;                  /* fatal error: closing the connection */
   int fail_status;              /* status reported for it */
@@ -190,7 +191,10 @@ static void *ng_realloc(void *p, size_t n, void *ud) {
 static const nghttp3_mem ng_mem = {NULL, ng_malloc, ng_free, ng_calloc,
                                    ng_realloc};
 
-static void enter(qpeer__h3conn *h) { h->depth++; }
+static void enter(qpeer__h3conn *h) {
+  h->depth++;
+  h->entries++;
+}
 
 static h3stream *find_stream(qpeer__h3conn *h, int64_t id) {
   qpeer__list *e;
@@ -602,6 +606,19 @@ static void leave(qpeer__h3conn *h) {
       }
     }
     flush(h);
+  }
+  h->depth--;
+  maybe_free(h);
+}
+
+/* leave() for an entry point that took |entries| on entering: when no
+ * other entry point ran since (the user's callback called nothing), it
+ * gave nghttp3 nothing to write, so the write pass is skipped (a received
+ * DATAGRAM costs no nghttp3 call). */
+static void leave_after(qpeer__h3conn *h, uint64_t entries) {
+  if (h->entries != entries || h->depth != 1) {
+    leave(h);
+    return;
   }
   h->depth--;
   maybe_free(h);
@@ -1265,8 +1282,10 @@ static void on_datagram(qpeer_conn_t *conn, const uint8_t *data, size_t len) {
   const uint8_t *p;
   size_t n;
   h3stream *st;
+  uint64_t entries;
   int r;
   enter(h);
+  entries = h->entries;
   if (h->dying || h->failing) {
     leave(h);
     return;
@@ -1281,13 +1300,13 @@ static void on_datagram(qpeer_conn_t *conn, const uint8_t *data, size_t len) {
   if (!st || st->kind != ST_REQ || st->owner_done || st->notified ||
       st->aborted) {
     h->dst.rx_dropped++;
-    leave(h);
+    leave_after(h, entries);
     return;
   }
   h->dst.rx_quic++;
   if (h->cbs.on_datagram)
     h->cbs.on_datagram(&st->rq, ctx, p, n, 0);
-  leave(h);
+  leave_after(h, entries);
 }
 
 static void on_conn_closed_event(qpeer_conn_t *conn, int status,

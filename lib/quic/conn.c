@@ -737,7 +737,7 @@ int qpeer__conn_send_datagramv(qpeer_conn_t *h, const uv_buf_t *bufs,
       memcpy(dst, bufs[i].base, bufs[i].len);
     dst += bufs[i].len;
   }
-  c->dgq_was_empty = 0;
+  c->dgq_last_push = qpeer__now();
   qpeer__conn_schedule_flush(c);
   return 0;
 }

@@ -110,6 +110,7 @@ int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
   ngtcp2_pkt_info pi;
   ngtcp2_connection_close_error ccerr;
   ngtcp2_path_storage before;
+  uint64_t now;
   int r, status, moved;
 
   if (c->closed || !c->qc) {
@@ -120,12 +121,13 @@ int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
   c->stats.packets_received++;
   c->stats.bytes_received += len;
   moved = c->server && note_path_before(c, path, &before);
-  r = ngtcp2_conn_read_pkt(c->qc, path, &pi, pkt, len, qpeer__now());
+  now = qpeer__now();
+  r = ngtcp2_conn_read_pkt(c->qc, path, &pi, pkt, len, now);
   if (moved)
     note_path_after(c, &before);
   if (r == 0) {
     c->rx_ok = 1;
-    c->last_rx = qpeer__now();
+    c->last_rx = now;
     return 0;
   }
   /* Any verdict but a discard means the packet decrypted: keys exist. */

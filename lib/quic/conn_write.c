@@ -117,9 +117,14 @@ static uint64_t dg_wait(qpeer__conn *c) {
 }
 
 uint64_t qpeer__conn_dg_expiry(qpeer__conn *c) {
-  if (!c->dg_watch || !c->qc)
-    return UINT64_MAX;
-  return c->dg_progress_ts + dg_wait(c);
+  uint64_t t = UINT64_MAX;
+  if (!c->qc)
+    return t;
+  if (c->dg_watch)
+    t = c->dg_progress_ts + dg_wait(c);
+  if (c->dgq.buf && c->dgq.n == 0) /* the idle ring's release */
+    t = QPEER__MIN(t, c->dgq_last_push + QPEER__DGQ_KEEP_NS);
+  return t;
 }
 
 /* The stall ngtcp2 0.12 cannot leave: bytes in flight and no loss
@@ -314,13 +319,12 @@ int qpeer__conn_write(qpeer__conn *c) {
     batch_add(&b, &ps.path, (size_t)n);
   }
   batch_flush(&b);
-  /* The datagram ring goes once a pass finds it empty twice in a row (a
-   * flowing queue keeps its storage; an idle connection holds none). */
-  if (c->dgq.n == 0 && c->dgq.buf) {
-    if (c->dgq_was_empty)
-      qpeer__dgring_release(&c->dgq);
-    c->dgq_was_empty = 1;
-  }
+  /* The datagram ring's storage goes once nothing was queued for
+   * QPEER__DGQ_KEEP_NS (a flowing queue keeps it; an idle connection
+   * holds none; the connection's timer covers that moment). */
+  if (c->dgq.n == 0 && c->dgq.buf &&
+      now - c->dgq_last_push >= QPEER__DGQ_KEEP_NS)
+    qpeer__dgring_release(&c->dgq);
   ngtcp2_conn_update_pkt_tx_time(c->qc, now);
   dg_note_flight(c);
   qpeer__conn_update_timer(c);

@@ -24,6 +24,7 @@
 #define QPEER__STATIC_SECRET_LEN 32
 #define QPEER__MAX_DGRAM_QUEUE 1024 /* queued outgoing datagrams per conn */
 #define QPEER__MAX_DGRAM_QUEUE_BYTES (512 * 1024) /* and their bytes */
+#define QPEER__DGQ_KEEP_NS 1000000000ull /* an empty ring's storage lives */
 #define QPEER__MAX_RX_DGRAM_HELD 32 /* held incoming datagrams per conn */
 
 typedef struct qpeer__ep qpeer__ep;
@@ -209,7 +210,7 @@ struct qpeer__conn {
   /* Outgoing datagrams: copies in a bounded byte ring (allocated while
    * datagrams flow, released after a write pass that found it empty). */
   qpeer__dgring dgq;
-  int dgq_was_empty;               /* the last write pass left it empty */
+  uint64_t dgq_last_push;          /* when a datagram was last queued (ns) */
   /* DATAGRAM loss watchdog (conn_write.c): ngtcp2 0.12 does not count a
    * packet that carries only DATAGRAM frames as PTO-eliciting, so when a
    * whole flight of them is lost nothing ever declares it lost and, once
