@@ -39,11 +39,14 @@ static void on_written(qpeer_write_t *w, int status) {
   pump();
 }
 
+qpeer_conn_stats_t bench_bulk_last_stats;
+
 static void on_shut(qpeer_shutdown_t *r, int status) {
   (void)r;
   if (status != 0)
     die("shutdown", status);
   B.t1 = now_s();
+  qpeer_conn_get_stats(&B.conn, &bench_bulk_last_stats);
   qpeer_close((qpeer_handle_t *)&B.st, NULL);
   qpeer_close((qpeer_handle_t *)&B.conn, NULL);
   qpeer_close((qpeer_handle_t *)&B.ep, NULL);

@@ -14,6 +14,10 @@ void bench_bulk_send(uint64_t bytes, const struct sockaddr *to,
                      const qpeer_peer_id_t *pid, const char *alpn,
                      double *pt0, double *pt1);
 
+/* The sending connection's statistics when the last bench_bulk_send()
+ * ended (e.g. its path's packet size and congestion window). */
+extern qpeer_conn_stats_t bench_bulk_last_stats;
+
 /* The receiving side: accepts the connection waiting on |ep| and adds
  * every byte its streams deliver to |*received|. The connection frees
  * itself when it ends. Returns 0 or an error. */

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -286,11 +287,33 @@ static void *camera_main(void *arg) {
 
 /* ---- client bulk --------------------------------------------------------- */
 
+/* CPU seconds used so far by thread |th| (the calling thread: pthread_self()). */
+static double thread_cpu_s(pthread_t th) {
+  clockid_t cid;
+  struct timespec ts;
+  if (pthread_getcpuclockid(th, &cid) != 0 || clock_gettime(cid, &ts) != 0)
+    return 0;
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds each party used during one bulk run. */
+typedef struct cpu_use {
+  double client, camera, relay;
+  qpeer_conn_stats_t stats; /* the client connection's, at the end */
+} cpu_use;
+
 static double bulk(uint64_t bytes, const struct sockaddr_storage *to,
-                   const qpeer_peer_id_t *pid, camera *cam) {
+                   const qpeer_peer_id_t *pid, camera *cam, cpu_use *cpu) {
   uint64_t start = cam->received;
-  double deadline, t0, t1;
+  double deadline, t0, t1, cl0, ca0, re0;
+  cl0 = thread_cpu_s(pthread_self());
+  ca0 = thread_cpu_s(cam->thread);
+  re0 = relay_report(cam->rp).cpu_s;
   bench_bulk_send(bytes, (const struct sockaddr *)to, pid, alpn[0], &t0, &t1);
+  cpu->client = thread_cpu_s(pthread_self()) - cl0;
+  cpu->camera = thread_cpu_s(cam->thread) - ca0;
+  cpu->relay = relay_report(cam->rp).cpu_s - re0;
+  cpu->stats = bench_bulk_last_stats;
   /* The FIN is acknowledged, so the camera has it all; allow a moment for
    * its thread to count the last bytes. */
   deadline = now_s() + 5;
@@ -407,7 +430,8 @@ int main(int argc, char **argv) {
     relay_proc rp;
     camera cam;
     report r0, r1;
-    double direct, relayed, gib = (double)bytes / (1 << 30);
+    cpu_use cd, cr;
+    double direct, relayed, gib = (double)bytes / (1 << 30), wd, wr;
     relay_spawn(&rp);
     memset(&cam, 0, sizeof(cam));
     cam.rp = &rp;
@@ -416,9 +440,9 @@ int main(int argc, char **argv) {
     uv_sem_wait(&cam.ready);
     if (cam.status != 0)
       die("camera binding", cam.status);
-    direct = bulk(bytes, &cam.direct, &cam.pid, &cam);
+    direct = bulk(bytes, &cam.direct, &cam.pid, &cam, &cd);
     r0 = relay_report(&rp);
-    relayed = bulk(bytes, &cam.pub, &cam.pid, &cam);
+    relayed = bulk(bytes, &cam.pub, &cam.pid, &cam, &cr);
     r1 = relay_report(&rp);
     uv_async_send(&cam.stop);
     pthread_join(cam.thread, NULL);
@@ -427,6 +451,28 @@ int main(int argc, char **argv) {
     printf("relayed: %.2f GiB client -> relay bind -> camera: %.3f Gbit/s\n",
            gib, relayed);
     printf("ratio relayed/direct: %.3f (target >= 0.5)\n", relayed / direct);
+    /* The work each byte costs, whoever does it: on a host where the runs
+     * are CPU-bound, throughput follows it. */
+    wd = (cd.client + cd.camera + cd.relay) / gib;
+    wr = (cr.client + cr.camera + cr.relay) / gib;
+    printf("client connection at the end: direct %llu-byte packets, "
+           "window %llu B, srtt %llu us; relayed %llu-byte packets, window "
+           "%llu B, srtt %llu us\n",
+           (unsigned long long)cd.stats.max_udp_payload, (unsigned long long)cd.stats.cwnd,
+           (unsigned long long)cd.stats.smoothed_rtt_us,
+           (unsigned long long)cr.stats.max_udp_payload, (unsigned long long)cr.stats.cwnd,
+           (unsigned long long)cr.stats.smoothed_rtt_us);
+    printf("CPU s per GiB, direct:  client %.2f + camera %.2f = %.2f "
+           "(%.2f cores busy)\n",
+           cd.client / gib, cd.camera / gib, wd,
+           wd * gib * direct / (gib * 8.0 * 1.073741824));
+    printf("CPU s per GiB, relayed: client %.2f + camera %.2f + relay %.2f = "
+           "%.2f (%.2f cores busy)\n",
+           cr.client / gib, cr.camera / gib, cr.relay / gib, wr,
+           wr * gib * relayed / (gib * 8.0 * 1.073741824));
+    printf("work ratio direct/relayed (CPU per GiB): %.3f; with %ld cores "
+           "shared by all parties a CPU-bound relayed run cannot beat it\n",
+           wd / wr, sysconf(_SC_NPROCESSORS_ONLN));
     printf("relay CPU: %.2f s for %.2f GiB = %.2f CPU s per GiB relayed\n",
            r1.cpu_s - r0.cpu_s, gib, (r1.cpu_s - r0.cpu_s) / gib);
     printf("relay during the relayed run: %llu packets to the camera (%llu "

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/addr.h"
+#include "core/varint.h"
 #include "peer/control.h"
 #include "peer/identity.h"
 #include "peer/traversal.h"
@@ -723,7 +724,7 @@ int qpeer__conn_send_datagramv(qpeer_conn_t *h, const uv_buf_t *bufs,
   }
   if (c->closed || c->handle_closing || !c->handshake_done)
     return UV_ENOTCONN;
-  if ((max = qpeer_conn_get_max_datagram_size(h)) == 0)
+  if ((max = qpeer__conn_max_datagram(c)) == 0)
     return UV_ENOTSUP;
   if (len > max)
     return UV_EMSGSIZE;
@@ -753,21 +754,29 @@ int qpeer_conn_send_datagram(qpeer_conn_t *h, const uint8_t *data,
 }
 
 size_t qpeer_conn_get_max_datagram_size(const qpeer_conn_t *h) {
-  qpeer__conn *c = conn_of(h);
+  return qpeer__conn_max_datagram(conn_of(h));
+}
+
+size_t qpeer__conn_max_datagram(qpeer__conn *c) {
   const ngtcp2_transport_params *rp;
-  size_t limit, pmax;
+  size_t limit, pmax, hdr;
   if (!c || !c->qc || !c->handshake_done)
     return 0;
   rp = ngtcp2_conn_get_remote_transport_params(c->qc);
   if (!rp || rp->max_datagram_frame_size == 0)
     return 0;
-  /* A DATAGRAM frame (type + length, 1 + up to 8 bytes) must fit in one
-   * short-header packet: flags 1, DCID, packet number up to 4, AEAD tag 16. */
+  /* A DATAGRAM frame (type 1 + length varint + payload) must fit in one
+   * short-header packet whatever its header: flags 1, a DCID of up to 20
+   * (the peer may hand us longer ones later), packet number up to 4, AEAD
+   * tag 16; and within the peer's max_datagram_frame_size (which counts
+   * the whole frame). */
   pmax = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
-  limit = pmax > 1 + 20 + 4 + 16 + 9 ? pmax - (1 + 20 + 4 + 16 + 9) : 0;
-  if (rp->max_datagram_frame_size < 9)
+  hdr = 1 + NGTCP2_MAX_CIDLEN + 4 + 16 + 1 + qpeer__varint_len(pmax);
+  limit = pmax > hdr ? pmax - hdr : 0;
+  hdr = 1 + qpeer__varint_len(rp->max_datagram_frame_size);
+  if (rp->max_datagram_frame_size <= hdr)
     return 0;
-  return QPEER__MIN(limit, (size_t)rp->max_datagram_frame_size - 9);
+  return QPEER__MIN(limit, (size_t)rp->max_datagram_frame_size - hdr);
 }
 
 int qpeer_conn_get_peer_id(const qpeer_conn_t *h, qpeer_peer_id_t *pid) {
@@ -828,7 +837,7 @@ int qpeer_conn_get_stats(const qpeer_conn_t *h, qpeer_conn_stats_t *st) {
   st->cwnd = cs.cwnd;
   st->bytes_in_flight = cs.bytes_in_flight;
   st->pto_count = cs.pto_count;
-  st->max_udp_payload = cs.max_tx_udp_payload_size;
+  st->max_udp_payload = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
   fill_path(&st->path, ngtcp2_conn_get_path(c->qc));
   return 0;
 }

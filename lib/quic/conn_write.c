@@ -232,6 +232,15 @@ int qpeer__conn_write(qpeer__conn *c) {
      * (ngtcp2 writes while any is left), so a PING can always follow
      * (handles.h). Even the minimum window (two packets) passes one. */
     if (qpeer__dgring_front(&c->dgq, &dgd, &dgl) &&
+        dgl > qpeer__conn_max_datagram(c)) {
+      /* Queued for a larger path than the current one (a migration, or
+       * a smaller PMTU): it can never go out and would hold up the
+       * queue. */
+      c->stats.datagrams_dropped++;
+      qpeer__dgring_pop(&c->dgq);
+      continue;
+    }
+    if (qpeer__dgring_front(&c->dgq, &dgd, &dgl) &&
         ngtcp2_conn_get_cwnd_left(c->qc) > dgl + DGRAM_PKT_OVERHEAD) {
       ngtcp2_vec dv;
       dv.base = (uint8_t *)(uintptr_t)dgd;

@@ -340,6 +340,8 @@ void qpeer__ep_vif_input(qpeer__ep *ep, qpeer__vif *vif, const uint8_t *data,
  * straight into the queue). */
 int qpeer__conn_send_datagramv(qpeer_conn_t *h, const uv_buf_t *bufs,
                                size_t nbufs);
+/* The largest DATAGRAM payload that fits the current path (0: none). */
+size_t qpeer__conn_max_datagram(qpeer__conn *c);
 /* Runs the write pass of every connection that has something to send. */
 void qpeer__ep_flush(qpeer__ep *ep);
 /* Runs |d| at the end of the socket receive batch in progress (before

@@ -73,6 +73,7 @@ static void relay_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *b,
   relay_packets_++;
   qpeer__ep_vif_input(qpeer__ep_of(&cli_ep), &vif, (const uint8_t *)b->base,
                       (size_t)n, from);
+  qpeer__ep_flush(qpeer__ep_of(&cli_ep));
 }
 
 /* ---- streaming ------------------------------------------------------------- */
