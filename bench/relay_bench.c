@@ -11,7 +11,8 @@
  *          endpoint and relay connection), measured by the relay itself.
  * The relay runs in a forked process with its own loop; camera and client
  * each run on their own thread/loop in the parent.
- * Usage: qpeer-relay-bench [--bytes N] [--binds N] [--only bulk|idle]
+ * Usage: qpeer-relay-bench [--bytes N] [--rounds N] [--binds N]
+ *                          [--only bulk|idle]
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -404,90 +405,140 @@ static double bench_idle(int n, int *pfailed) {
   return I.up ? (double)(after.rss_kib - before.rss_kib) * 1024 / I.up : -1;
 }
 
+/* ---- bulk: direct and relayed, interleaved ------------------------------ */
+
+static double median(double *v, int n) {
+  int i, j;
+  for (i = 1; i < n; i++)
+    for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      double t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* |rounds| rounds of one direct and one relayed run of |bytes| each (the
+ * order alternates, so a drift of the machine's speed during the run
+ * weighs on both); each round's ratio, their median, and the CPU that
+ * each party spent per GiB over all rounds. */
+static void bench_bulk(uint64_t bytes, int rounds) {
+  enum { MAXR = 32 };
+  relay_proc rp;
+  camera cam;
+  report r0, r1;
+  cpu_use cd, cr, sd, sr;
+  double direct[MAXR], relayed[MAXR], ratio[MAXR];
+  double gib = (double)bytes / (1 << 30), wd, wr, td = 0, tr = 0;
+  int i;
+  if (rounds > MAXR)
+    rounds = MAXR;
+  memset(&sd, 0, sizeof(sd));
+  memset(&sr, 0, sizeof(sr));
+  relay_spawn(&rp);
+  memset(&cam, 0, sizeof(cam));
+  cam.rp = &rp;
+  uv_sem_init(&cam.ready, 0);
+  pthread_create(&cam.thread, NULL, camera_main, &cam);
+  uv_sem_wait(&cam.ready);
+  if (cam.status != 0)
+    die("camera binding", cam.status);
+  r0 = relay_report(&rp);
+  for (i = 0; i < rounds; i++) {
+    if (i % 2 == 0) {
+      direct[i] = bulk(bytes, &cam.direct, &cam.pid, &cam, &cd);
+      relayed[i] = bulk(bytes, &cam.pub, &cam.pid, &cam, &cr);
+    } else {
+      relayed[i] = bulk(bytes, &cam.pub, &cam.pid, &cam, &cr);
+      direct[i] = bulk(bytes, &cam.direct, &cam.pid, &cam, &cd);
+    }
+    ratio[i] = relayed[i] / direct[i];
+    td += 8.0 * (double)bytes / 1e9 / direct[i];
+    tr += 8.0 * (double)bytes / 1e9 / relayed[i];
+    sd.client += cd.client;
+    sd.camera += cd.camera;
+    sr.client += cr.client;
+    sr.camera += cr.camera;
+    sr.relay += cr.relay;
+    printf("round %d: direct %.3f Gbit/s, relayed %.3f Gbit/s, ratio %.3f\n",
+           i + 1, direct[i], relayed[i], ratio[i]);
+    fflush(stdout);
+  }
+  r1 = relay_report(&rp);
+  uv_async_send(&cam.stop);
+  pthread_join(cam.thread, NULL);
+  relay_end(&rp);
+  printf("ratio relayed/direct: median %.3f over %d rounds of %.2f GiB each "
+         "(target >= 0.5)\n",
+         median(ratio, rounds), rounds, gib);
+  printf("direct median %.3f Gbit/s, relayed median %.3f Gbit/s\n",
+         median(direct, rounds), median(relayed, rounds));
+  printf("client connection at the end: direct %llu-byte packets, window "
+         "%llu B, srtt %llu us; relayed %llu-byte packets, window %llu B, "
+         "srtt %llu us\n",
+         (unsigned long long)cd.stats.max_udp_payload,
+         (unsigned long long)cd.stats.cwnd,
+         (unsigned long long)cd.stats.smoothed_rtt_us,
+         (unsigned long long)cr.stats.max_udp_payload,
+         (unsigned long long)cr.stats.cwnd,
+         (unsigned long long)cr.stats.smoothed_rtt_us);
+  /* The work each byte costs, whoever does it: where the runs are
+   * CPU-bound on the same cores, throughput follows it. */
+  gib *= rounds;
+  wd = (sd.client + sd.camera) / gib;
+  wr = (sr.client + sr.camera + sr.relay) / gib;
+  printf("CPU s per GiB, direct:  client %.2f + camera %.2f = %.2f "
+         "(%.2f cores busy)\n",
+         sd.client / gib, sd.camera / gib, wd, wd * gib / td);
+  printf("CPU s per GiB, relayed: client %.2f + camera %.2f + relay %.2f = "
+         "%.2f (%.2f cores busy)\n",
+         sr.client / gib, sr.camera / gib, sr.relay / gib, wr, wr * gib / tr);
+  printf("work ratio direct/relayed (CPU per GiB): %.3f (%ld cores here, "
+         "shared by every party)\n",
+         wd / wr, sysconf(_SC_NPROCESSORS_ONLN));
+  printf("relay: %.2f CPU s per GiB relayed; %llu packets to the camera "
+         "(%llu as QUIC DATAGRAM frames, %llu as capsules), %llu from it; "
+         "dropped: %llu other, %llu quota, %llu policy\n",
+         sr.relay / gib,
+         (unsigned long long)(r1.st.packets_in - r0.st.packets_in),
+         (unsigned long long)(r1.st.tx_quic_datagrams -
+                              r0.st.tx_quic_datagrams),
+         (unsigned long long)(r1.st.tx_capsules - r0.st.tx_capsules),
+         (unsigned long long)(r1.st.packets_out - r0.st.packets_out),
+         (unsigned long long)(r1.st.dropped_other - r0.st.dropped_other),
+         (unsigned long long)(r1.st.dropped_quota - r0.st.dropped_quota),
+         (unsigned long long)(r1.st.dropped_policy - r0.st.dropped_policy));
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
   uint64_t bytes = 256ull << 20;
-  int binds = 1000, i;
+  int binds = 1000, rounds = 3, i;
   const char *only = NULL;
   for (i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--bytes") && i + 1 < argc)
       bytes = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+      rounds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--binds") && i + 1 < argc)
       binds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
     else {
-      fprintf(stderr, "usage: qpeer-relay-bench [--bytes N] [--binds N] "
-                      "[--only bulk|idle]\n");
+      fprintf(stderr, "usage: qpeer-relay-bench [--bytes N] [--rounds N] "
+                      "[--binds N] [--only bulk|idle]\n");
       return !strcmp(argv[i], "--help") ? 0 : 2;
     }
   }
   bytes = (bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20); /* whole MiB */
   if (binds < 1)
     binds = 1;
+  if (rounds < 1)
+    rounds = 1;
   printf("qpeer-relay-bench %s\n", qpeer_version_string());
   fflush(stdout);
-  if (!only || !strcmp(only, "bulk")) {
-    relay_proc rp;
-    camera cam;
-    report r0, r1;
-    cpu_use cd, cr;
-    double direct, relayed, gib = (double)bytes / (1 << 30), wd, wr;
-    relay_spawn(&rp);
-    memset(&cam, 0, sizeof(cam));
-    cam.rp = &rp;
-    uv_sem_init(&cam.ready, 0);
-    pthread_create(&cam.thread, NULL, camera_main, &cam);
-    uv_sem_wait(&cam.ready);
-    if (cam.status != 0)
-      die("camera binding", cam.status);
-    direct = bulk(bytes, &cam.direct, &cam.pid, &cam, &cd);
-    r0 = relay_report(&rp);
-    relayed = bulk(bytes, &cam.pub, &cam.pid, &cam, &cr);
-    r1 = relay_report(&rp);
-    uv_async_send(&cam.stop);
-    pthread_join(cam.thread, NULL);
-    relay_end(&rp);
-    printf("direct:  %.2f GiB client -> camera: %.3f Gbit/s\n", gib, direct);
-    printf("relayed: %.2f GiB client -> relay bind -> camera: %.3f Gbit/s\n",
-           gib, relayed);
-    printf("ratio relayed/direct: %.3f (target >= 0.5)\n", relayed / direct);
-    /* The work each byte costs, whoever does it: on a host where the runs
-     * are CPU-bound, throughput follows it. */
-    wd = (cd.client + cd.camera + cd.relay) / gib;
-    wr = (cr.client + cr.camera + cr.relay) / gib;
-    printf("client connection at the end: direct %llu-byte packets, "
-           "window %llu B, srtt %llu us; relayed %llu-byte packets, window "
-           "%llu B, srtt %llu us\n",
-           (unsigned long long)cd.stats.max_udp_payload, (unsigned long long)cd.stats.cwnd,
-           (unsigned long long)cd.stats.smoothed_rtt_us,
-           (unsigned long long)cr.stats.max_udp_payload, (unsigned long long)cr.stats.cwnd,
-           (unsigned long long)cr.stats.smoothed_rtt_us);
-    printf("CPU s per GiB, direct:  client %.2f + camera %.2f = %.2f "
-           "(%.2f cores busy)\n",
-           cd.client / gib, cd.camera / gib, wd,
-           wd * gib * direct / (gib * 8.0 * 1.073741824));
-    printf("CPU s per GiB, relayed: client %.2f + camera %.2f + relay %.2f = "
-           "%.2f (%.2f cores busy)\n",
-           cr.client / gib, cr.camera / gib, cr.relay / gib, wr,
-           wr * gib * relayed / (gib * 8.0 * 1.073741824));
-    printf("work ratio direct/relayed (CPU per GiB): %.3f; with %ld cores "
-           "shared by all parties a CPU-bound relayed run cannot beat it\n",
-           wd / wr, sysconf(_SC_NPROCESSORS_ONLN));
-    printf("relay CPU: %.2f s for %.2f GiB = %.2f CPU s per GiB relayed\n",
-           r1.cpu_s - r0.cpu_s, gib, (r1.cpu_s - r0.cpu_s) / gib);
-    printf("relay during the relayed run: %llu packets to the camera (%llu "
-           "as QUIC DATAGRAM frames, %llu as capsules), %llu from it; "
-           "dropped: %llu other, %llu quota, %llu policy\n",
-           (unsigned long long)(r1.st.packets_in - r0.st.packets_in),
-           (unsigned long long)(r1.st.tx_quic_datagrams -
-                                r0.st.tx_quic_datagrams),
-           (unsigned long long)(r1.st.tx_capsules - r0.st.tx_capsules),
-           (unsigned long long)(r1.st.packets_out - r0.st.packets_out),
-           (unsigned long long)(r1.st.dropped_other - r0.st.dropped_other),
-           (unsigned long long)(r1.st.dropped_quota - r0.st.dropped_quota),
-           (unsigned long long)(r1.st.dropped_policy - r0.st.dropped_policy));
-    fflush(stdout);
-  }
+  if (!only || !strcmp(only, "bulk"))
+    bench_bulk(bytes, rounds);
   if (!only || !strcmp(only, "idle")) {
     int failed = 0;
     double per = bench_idle(binds, &failed);
