@@ -21,7 +21,7 @@ static const char priority[] =
 
 /* The parsed form of |priority|, shared by every session of the process.
  * gnutls_priority_set_direct() would parse the string again for each
- * session and keep a private copy (about 7 KiB) for the session's life;
+ * session and keep a private copy (about 8 KiB) for the session's life;
  * a session instead takes a counted reference to this one. It is made on
  * first use (again after a failure) and kept until exit, like GnuTLS's
  * own global state; the mutex covers loops on several threads. */
