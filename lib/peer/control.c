@@ -52,11 +52,24 @@ static int ext_recv(gnutls_session_t s, const unsigned char *data,
   return 0;
 }
 
+/* Nonzero when the ALPN the server selected is HTTP/3: a MASQUE relay's
+ * connection, which its HTTP/3 session owns. Nothing consumes the control
+ * stream's features there (no NAT traversal; the session hides the
+ * connection, so no observed address reaches anyone), and each idle
+ * relay client would pay for two streams and their state. */
+static int selected_h3(gnutls_session_t s) {
+  static const char h3[] = QPEER_MASQUE_ALPN;
+  gnutls_datum_t d;
+  return gnutls_alpn_get_selected_protocol(s, &d) == 0 &&
+         d.size == sizeof(h3) - 1 && memcmp(d.data, h3, d.size) == 0;
+}
+
 static int ext_send(gnutls_session_t s, gnutls_buffer_t buf) {
   qpeer__conn *c = conn_of_session(s);
   uint8_t v = QPEER__CTRL_VERSION;
-  /* The server answers only a client that offered it. */
-  if (c->server && !c->ctrl_peer)
+  /* The server answers only a client that offered it, and not on HTTP/3
+   * connections. */
+  if (c->server && (!c->ctrl_peer || selected_h3(s)))
     return 0;
   if (gnutls_buffer_append_data(buf, &v, 1) < 0)
     return GNUTLS_E_MEMORY_ERROR;

@@ -621,6 +621,7 @@ static void free_task_run(qpeer__defer *d) {
   qpeer__free(c->verify_host);
   qpeer__free(c->shutdown_reason);
   qpeer__free(c->close_pkt);
+  qpeer__free(c->close_reason);
   if (qpeer__list_linked(&c->dirty_link))
     qpeer__list_remove(&c->dirty_link);
   if (qpeer__list_linked(&c->accept_link)) {

@@ -58,13 +58,20 @@ static int remote_close_status(qpeer__conn *c,
 static void record_close_info(qpeer__conn *c,
                               const ngtcp2_connection_close_error *e,
                               int remote) {
-  size_t n = QPEER__MIN(e->reasonlen, sizeof(c->close_reason));
+  size_t n = e->reason ? QPEER__MIN(e->reasonlen, QPEER__MAX_CLOSE_REASON) : 0;
   c->close_info.remote = remote;
   c->close_info.code = e->error_code;
   c->close_info.frame_type = e->frame_type;
-  if (n && e->reason)
+  /* Kept on the heap, to size, only once a connection closes (an open
+   * connection should not carry a reason buffer). Without memory the
+   * reason is dropped; the code still tells what happened. */
+  qpeer__free(c->close_reason);
+  c->close_reason = n ? qpeer__malloc(n) : NULL;
+  if (!c->close_reason)
+    n = 0;
+  if (n)
     memcpy(c->close_reason, e->reason, n);
-  c->close_info.reason = c->close_reason;
+  c->close_info.reason = c->close_reason ? c->close_reason : "";
   c->close_info.reasonlen = n;
 }
 

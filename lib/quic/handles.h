@@ -26,6 +26,7 @@
 #define QPEER__MAX_DGRAM_QUEUE_BYTES (512 * 1024) /* and their bytes */
 #define QPEER__DGQ_KEEP_NS 1000000000ull /* an empty ring's storage lives */
 #define QPEER__MAX_RX_DGRAM_HELD 32 /* held incoming datagrams per conn */
+#define QPEER__MAX_CLOSE_REASON 1024 /* reason bytes kept from a close */
 
 typedef struct qpeer__ep qpeer__ep;
 typedef struct qpeer__conn qpeer__conn;
@@ -194,7 +195,7 @@ struct qpeer__conn {
   int closed;                      /* connection ended (terminal) */
   int close_status;                /* status for on_closed */
   qpeer_close_info_t close_info;   /* wire close reason */
-  char close_reason[1024];         /* reason bytes for close_info */
+  char *close_reason;              /* close_info's reason bytes (owned) */
   int shutdown_requested;          /* qpeer_conn_shutdown called */
   uint64_t shutdown_code;          /* its application code */
   char *shutdown_reason;           /* its reason (owned) */

@@ -146,9 +146,12 @@ int qpeer__stream_on_data(qpeer__stream *st, uint32_t flags,
       /* Bounded by the stream window: the peer cannot send more than the
        * credit we gave, and credit returns only as the user consumes. */
       if (st->rbuf_len + len > st->rbuf_cap) {
+        /* Sized to what is held (doubling as it grows), not to a fixed
+         * minimum: most buffering is a few bytes that arrive before the
+         * reader starts (an HTTP/3 stream type, SETTINGS, a HELLO), and
+         * on a relay with many idle clients every byte kept counts. */
         size_t cap = QPEER__MAX(st->rbuf_cap * 2, st->rbuf_len + len);
         uint8_t *p;
-        cap = QPEER__MAX(cap, 4096);
         p = qpeer__realloc(st->rbuf, cap);
         if (!p)
           return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -192,6 +195,16 @@ int qpeer_stream_read_stop(qpeer_stream_t *s) {
   return 0;
 }
 
+/* Frees the receive buffer once it holds nothing: a drained stream keeps
+ * no buffer (it is allocated again, to size, if buffering resumes). */
+static void release_rbuf(qpeer__stream *st) {
+  if (st->rbuf_len == 0 && st->rbuf) {
+    qpeer__free(st->rbuf);
+    st->rbuf = NULL;
+    st->rbuf_cap = 0;
+  }
+}
+
 static void deliver_reads(qpeer__stream *st) {
   if (!st->handle || st->handle_closing)
     return;
@@ -206,6 +219,7 @@ static void deliver_reads(qpeer__stream *st) {
       queue_notify(st);
       return;
     }
+    release_rbuf(st);
   }
   if (st->read_cb && st->fin_received && !st->eof_delivered &&
       st->rbuf_len == 0) {

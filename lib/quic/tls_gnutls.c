@@ -6,6 +6,7 @@
  * records why it refused, so the connection reports a precise error.
  */
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <string.h>
 
@@ -17,6 +18,34 @@ static const char priority[] =
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
     "+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
     "+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
+
+/* The parsed form of |priority|, shared by every session of the process.
+ * gnutls_priority_set_direct() would parse the string again for each
+ * session and keep a private copy (about 8 KiB) for the session's life;
+ * a session instead takes a counted reference to this one. It is made on
+ * first use (again after a failure) and kept until exit, like GnuTLS's
+ * own global state; the mutex covers loops on several threads. */
+static uv_once_t priority_once = UV_ONCE_INIT;
+static uv_mutex_t priority_mutex;
+static gnutls_priority_t priority_cache;
+
+static void priority_mutex_init(void) {
+  if (uv_mutex_init(&priority_mutex) != 0)
+    abort(); /* As libuv does when a mutex cannot be made. */
+}
+
+static int set_priority(gnutls_session_t s) {
+  gnutls_priority_t p;
+  int r = 0;
+  uv_once(&priority_once, priority_mutex_init);
+  uv_mutex_lock(&priority_mutex);
+  if (!priority_cache &&
+      (r = gnutls_priority_init2(&p, priority, NULL, 0)) >= 0)
+    priority_cache = p;
+  p = priority_cache;
+  uv_mutex_unlock(&priority_mutex);
+  return r < 0 ? r : gnutls_priority_set(s, p);
+}
 
 static qpeer__conn *conn_of_session(gnutls_session_t s) {
   ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
@@ -112,7 +141,7 @@ int qpeer__tls_client_init(qpeer__conn *c, const qpeer_connect_options_t *o) {
                                GNUTLS_NO_END_OF_EARLY_DATA);
   if (r < 0)
     return qpeer__err_from_gnutls(r);
-  if ((r = gnutls_priority_set_direct(c->tls, priority, NULL)) < 0 ||
+  if ((r = set_priority(c->tls)) < 0 ||
       (r = ngtcp2_crypto_gnutls_configure_client_session(c->tls)) != 0)
     return QPEER_ETLS;
   gnutls_session_set_ptr(c->tls, &c->conn_ref);
@@ -173,7 +202,7 @@ int qpeer__tls_server_init(qpeer__conn *c) {
                                GNUTLS_NO_END_OF_EARLY_DATA);
   if (r < 0)
     return qpeer__err_from_gnutls(r);
-  if ((r = gnutls_priority_set_direct(c->tls, priority, NULL)) < 0 ||
+  if ((r = set_priority(c->tls)) < 0 ||
       (r = ngtcp2_crypto_gnutls_configure_server_session(c->tls)) != 0)
     return QPEER_ETLS;
   gnutls_session_set_ptr(c->tls, &c->conn_ref);

@@ -4,7 +4,8 @@
  * the address the other observes for it; after a simulated NAT rebinding
  * (the forwarder changes its upstream port) the server reports again; a
  * peer without the control stream is unaffected; the control streams
- * never reach the application.
+ * never reach the application; an HTTP/3 (MASQUE) connection does not
+ * negotiate them.
  */
 #include <string.h>
 
@@ -13,7 +14,10 @@
 #include "core/addr.h"
 #include "qpeer.h"
 
-static const char *alpn[] = {"qpeer-test"};
+static const char *qpeer_alpn[] = {"qpeer-test"};
+static const char *h3_alpn[] = {QPEER_MASQUE_ALPN};
+static const char **alpn = qpeer_alpn;
+static int expect_no_ctrl; /* finish once the app stream arrived */
 static uv_loop_t loop;
 static qpeer_endpoint_t srv_ep, cli_ep;
 static qpeer_conn_t srv_conn, cli_conn;
@@ -107,7 +111,7 @@ static void srv_on_stream(qpeer_conn_t *c, int status) {
   srv_stream_id = qpeer_stream_get_id(&srv_uni);
   streams_seen++;
   qpeer_stream_read_start(&srv_uni, srv_read);
-  if (!use_fw && cli_obs && srv_obs)
+  if (!use_fw && ((cli_obs && srv_obs) || expect_no_ctrl))
     finish();
 }
 
@@ -203,10 +207,31 @@ static void test_addrdisc_rebinding(void **state) {
   qpt_loop_teardown(&loop);
 }
 
+/* With ALPN h3 the server does not answer the extension (a MASQUE relay
+ * connection: its HTTP/3 session has no use for the control stream, and
+ * every idle relay client would pay for it), so neither side opens one:
+ * the client's first unidirectional stream is the application's (ID 2)
+ * and no observed address is reported. */
+static void test_addrdisc_not_on_h3(void **state) {
+  (void)state;
+  alpn = h3_alpn;
+  expect_no_ctrl = 1;
+  run(0, 0);
+  alpn = qpeer_alpn;
+  expect_no_ctrl = 0;
+  assert_int_equal(streams_seen, 1);
+  assert_true(srv_stream_id == 2);
+  assert_int_equal(cli_obs, 0);
+  assert_int_equal(srv_obs, 0);
+  assert_int_equal(closes, 4);
+  qpt_loop_teardown(&loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_addrdisc_direct),
       cmocka_unit_test(test_addrdisc_rebinding),
+      cmocka_unit_test(test_addrdisc_not_on_h3),
   };
   return cmocka_run_group_tests_name("addrdisc", tests, NULL, NULL);
 }
