@@ -184,7 +184,7 @@ int qpeer__conn_write(qpeer__conn *c) {
   ngtcp2_pkt_info pi;
   ngtcp2_vec vecs[MAX_VECS];
   ngtcp2_tstamp now;
-  size_t maxpkt, maxpkts, quantum, rounds = 0;
+  size_t maxpkt, maxpkts, quantum, rounds = 0, dgmax;
   int r = 0;
 
   if (c->freeing || !c->qc || c->closed)
@@ -208,6 +208,8 @@ int qpeer__conn_write(qpeer__conn *c) {
       1, QPEER__MIN(QPEER__UDP_TX_BATCH,
                     quantum /
                         ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc)));
+  /* The path does not change within a write pass. */
+  dgmax = c->dgq.n ? qpeer__conn_max_datagram(c) : 0;
   ngtcp2_path_storage_zero(&ps);
   memset(&pi, 0, sizeof(pi));
 
@@ -231,8 +233,7 @@ int qpeer__conn_write(qpeer__conn *c) {
     /* A datagram is written only if the window still has room after it
      * (ngtcp2 writes while any is left), so a PING can always follow
      * (handles.h). Even the minimum window (two packets) passes one. */
-    if (qpeer__dgring_front(&c->dgq, &dgd, &dgl) &&
-        dgl > qpeer__conn_max_datagram(c)) {
+    if (qpeer__dgring_front(&c->dgq, &dgd, &dgl) && dgl > dgmax) {
       /* Queued for a larger path than the current one (a migration, or
        * a smaller PMTU): it can never go out and would hold up the
        * queue. */
