@@ -405,6 +405,7 @@ static void deliver(mclient *mc, const struct sockaddr *from,
 static void rx_task_run(qpeer__defer *d) {
   mclient *mc = QPEER__CONTAINER_OF(d, mclient, rx_task);
   rxpkt *p;
+  qpeer__clock_stamp(); /* one clock read for the batch */
   while (!mc->closing && mc->vif_added && (p = mc->rxq_head) != NULL) {
     mc->rxq_head = p->next;
     if (!mc->rxq_head)

@@ -23,6 +23,7 @@ int qpeer__cidmap_init(qpeer__cidmap *m, uint64_t seed) {
   m->nbuckets = 64;
   m->count = 0;
   m->seed = seed;
+  m->recent[0] = m->recent[1] = NULL;
   m->buckets = qpeer__calloc(m->nbuckets, sizeof(*m->buckets));
   return m->buckets ? 0 : UV_ENOMEM;
 }
@@ -41,6 +42,7 @@ void qpeer__cidmap_free(qpeer__cidmap *m) {
   qpeer__free(m->buckets);
   m->buckets = NULL;
   m->count = 0;
+  m->recent[0] = m->recent[1] = NULL;
 }
 
 static void grow(qpeer__cidmap *m) {
@@ -84,16 +86,31 @@ int qpeer__cidmap_insert(qpeer__cidmap *m, const uint8_t *cid, size_t len,
   return 0;
 }
 
-void *qpeer__cidmap_find(const qpeer__cidmap *m, const uint8_t *cid,
-                         size_t len) {
+static int node_is(const qpeer__cidmap_node *n, const uint8_t *cid,
+                   size_t len) {
+  return n && n->len == len && !memcmp(n->cid, cid, len);
+}
+
+void *qpeer__cidmap_find(qpeer__cidmap *m, const uint8_t *cid, size_t len) {
   qpeer__cidmap_node *n;
   uint64_t h;
   if (len == 0 || len > QPEER__CID_MAX)
     return NULL;
+  if (node_is(m->recent[0], cid, len))
+    return m->recent[0]->value;
+  if (node_is(m->recent[1], cid, len)) {
+    n = m->recent[1];
+    m->recent[1] = m->recent[0];
+    m->recent[0] = n;
+    return n->value;
+  }
   h = cid_hash(m->seed, cid, len);
   for (n = m->buckets[h & (m->nbuckets - 1)]; n; n = n->next)
-    if (n->hash == h && n->len == len && !memcmp(n->cid, cid, len))
+    if (n->hash == h && n->len == len && !memcmp(n->cid, cid, len)) {
+      m->recent[1] = m->recent[0];
+      m->recent[0] = n;
       return n->value;
+    }
   return NULL;
 }
 
@@ -106,6 +123,12 @@ int qpeer__cidmap_remove(qpeer__cidmap *m, const uint8_t *cid, size_t len) {
   for (pp = &m->buckets[h & (m->nbuckets - 1)]; (n = *pp); pp = &n->next) {
     if (n->hash == h && n->len == len && !memcmp(n->cid, cid, len)) {
       *pp = n->next;
+      if (m->recent[1] == n)
+        m->recent[1] = NULL;
+      if (m->recent[0] == n) {
+        m->recent[0] = m->recent[1];
+        m->recent[1] = NULL;
+      }
       qpeer__free(n);
       m->count--;
       return 0;

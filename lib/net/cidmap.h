@@ -26,6 +26,9 @@ typedef struct qpeer__cidmap {
   size_t nbuckets;              /* a power of two */
   size_t count;                 /* entries */
   uint64_t seed;                /* per-map hash seed (flooding defence) */
+  /* The two entries found last (most recent first): packets come in runs
+   * for the same connection, so most lookups skip the hash. */
+  qpeer__cidmap_node *recent[2];
 } qpeer__cidmap;
 
 int qpeer__cidmap_init(qpeer__cidmap *m, uint64_t seed);
@@ -33,9 +36,8 @@ void qpeer__cidmap_free(qpeer__cidmap *m);
 /* Returns 0, UV_EEXIST, UV_EINVAL (length 0 or > 20) or UV_ENOMEM. */
 int qpeer__cidmap_insert(qpeer__cidmap *m, const uint8_t *cid, size_t len,
                          void *value);
-/* Returns the value or NULL. */
-void *qpeer__cidmap_find(const qpeer__cidmap *m, const uint8_t *cid,
-                         size_t len);
+/* Returns the value or NULL (remembers the entry for the next lookup). */
+void *qpeer__cidmap_find(qpeer__cidmap *m, const uint8_t *cid, size_t len);
 /* Returns 0 or UV_ENOENT. */
 int qpeer__cidmap_remove(qpeer__cidmap *m, const uint8_t *cid, size_t len);
 

@@ -128,7 +128,7 @@ int qpeer__conn_read(qpeer__conn *c, const ngtcp2_path *path,
   c->stats.packets_received++;
   c->stats.bytes_received += len;
   moved = c->server && note_path_before(c, path, &before);
-  now = qpeer__now();
+  now = qpeer__rx_now();
   r = ngtcp2_conn_read_pkt(c->qc, path, &pi, pkt, len, now);
   if (moved)
     note_path_after(c, &before);

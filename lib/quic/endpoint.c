@@ -15,7 +15,23 @@
 #define RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
 #define RESET_RATE 100 /* stateless resets per second at most */
 
-uint64_t qpeer__now(void) { return uv_hrtime(); }
+/* The clock. A receive batch stamps one reading that the packets it reads
+ * reuse (qpeer__rx_now) until anything reads the clock again on this
+ * thread, so the timestamps given to ngtcp2 never go back. */
+static _Thread_local uint64_t rx_ts;
+static _Thread_local int rx_stamped;
+
+uint64_t qpeer__now(void) {
+  rx_stamped = 0;
+  return uv_hrtime();
+}
+
+void qpeer__clock_stamp(void) {
+  rx_ts = uv_hrtime();
+  rx_stamped = 1;
+}
+
+uint64_t qpeer__rx_now(void) { return rx_stamped ? rx_ts : qpeer__now(); }
 
 static qpeer__ep *ep_of(const qpeer_endpoint_t *h) { return h->impl; }
 
@@ -693,7 +709,10 @@ static void on_udp_recv(qpeer__udp *u, const uint8_t *data, size_t len,
   qpeer__ep *ep = QPEER__CONTAINER_OF(u, qpeer__ep, udp);
   ep->stats.rx_datagrams++;
   ep->stats.rx_bytes += len;
-  ep->in_batch = 1;
+  if (!ep->in_batch) {
+    ep->in_batch = 1;
+    qpeer__clock_stamp();
+  }
   if (truncated) {
     ep->stats.rx_garbage++;
     return;

@@ -357,6 +357,11 @@ void qpeer__ep_conn_gone(qpeer__ep *ep, qpeer__conn *c);
 void qpeer__ep_unlisten(qpeer__ep *ep);
 void qpeer__ep_mark_dirty(qpeer__ep *ep, qpeer__conn *c);
 uint64_t qpeer__now(void);
+/* One clock reading for a batch of received packets: qpeer__rx_now()
+ * returns it until qpeer__now() is called on this thread (then it reads
+ * the clock), so ngtcp2's timestamps never go back. */
+void qpeer__clock_stamp(void);
+uint64_t qpeer__rx_now(void);
 
 /* conn.c */
 int qpeer__conn_close(qpeer_conn_t *conn);
