@@ -695,41 +695,6 @@ static int pairable(const qpeer_candidate_t *l, const qpeer_candidate_t *r) {
          scope_kind(sa_of(&l->base)) == scope_kind(sa_of(&r->addr));
 }
 
-/* local_only returns nonzero for an address that only its own network
- * reaches: private (RFC 1918, ULA) or the shared CGN range (RFC 6598). */
-static int local_only(const struct sockaddr *sa) {
-  const uint8_t *ip;
-  if (is_private(sa))
-    return 1;
-  return ip_bytes(sa, &ip) == 4 && ip[0] == 100 && (ip[1] & 0xc0) == 64;
-}
-
-/* same_subnet returns nonzero when |a| and |b| share their /24 (IPv4) or
- * /64 (IPv6): likely one link. */
-static int same_subnet(const struct sockaddr *a, const struct sockaddr *b) {
-  const uint8_t *pa, *pb;
-  if (a->sa_family != b->sa_family)
-    return 0;
-  if (a->sa_family == AF_INET)
-    return (v4_of(a) >> 8) == (v4_of(b) >> 8);
-  (void)ip_bytes(a, &pa);
-  (void)ip_bytes(b, &pb);
-  return v6_is(pa, pb, 8);
-}
-
-/* pair_prio is the RFC 8445 pair priority, except that a remote private
- * address outside the base's own subnet goes after every other pair
- * (order kept among such pairs): it is almost never reachable from
- * another network, and trying it first costs a validation timeout. */
-static uint64_t pair_prio(const qpeer_candidate_t *l,
-                          const qpeer_candidate_t *r) {
-  uint64_t p = qpeer__cand_pair_priority(l->priority, r->priority);
-  if (local_only(sa_of(&r->addr)) &&
-      !same_subnet(sa_of(&r->addr), sa_of(&l->base)))
-    p >>= QPEER__PAIR_FOREIGN_SHIFT;
-  return p;
-}
-
 /* fill_pair writes checklist entry |out| for proto pair |p|. */
 static void fill_pair(qpeer__cand_pair *out, const proto_pair *p,
                       const qpeer__candset *local,
@@ -799,7 +764,7 @@ size_t qpeer__cand_pairs_build(const qpeer__candset *local,
       if (p == NULL) {
         p = &pp[np++];
         memset(p, 0, sizeof(*p));
-        p->prio = pair_prio(l, r);
+        p->prio = qpeer__cand_pair_priority(l->priority, r->priority);
         p->rseq = remote->e[j].seq;
         p->base = base_of[i];
         p->remote = (uint8_t)j;

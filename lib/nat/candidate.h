@@ -243,20 +243,13 @@ typedef struct {
  * side's |d|: 2^32 * min(g, d) + 2 * max(g, d) + (g > d ? 1 : 0). */
 uint64_t qpeer__cand_pair_priority(uint32_t g, uint32_t d);
 
-/* A pair whose remote is a private address (RFC 1918, RFC 6598, ULA)
- * outside the local base's /24 (/64) has its priority shifted right by
- * this much: it goes after every other pair. */
-#define QPEER__PAIR_FOREIGN_SHIFT 32
-
 /* qpeer__cand_pairs_build forms the client's checklist from |local| and
  * |remote| into |pairs| (room |max_pairs|, at most QPEER__PAIRS_MAX):
  * relay candidates are skipped; a local and a remote candidate pair only if
  * they have the same family and the same scope (both loopback, both
  * link-local, or both neither); pairs sharing local base and remote
- * address are folded; entries are ordered by priority (highest first; the
- * RFC 8445 pair priority, lowered by QPEER__PAIR_FOREIGN_SHIFT for a
- * private remote outside the base's subnet), then remote sequence number,
- * then local set order. A link-local remote
+ * address are folded; entries are ordered by priority (highest first),
+ * then remote sequence number, then local set order. A link-local remote
  * IPv6 address takes the scope ID of the local base. Returns the number of
  * pairs written (the best |max_pairs|). */
 size_t qpeer__cand_pairs_build(const qpeer__candset *local,
