@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * examples/camera: a "camera" behind NAT. A qpeer_peer_listener binds at a
- * qpeer-relay (and re-binds), keeps its candidates fresh, lets phones in
- * (everyone, or --allow peer IDs) and advertises the candidates to them so
- * that the phone can punch a direct path (and tells them when they change).
- * The camera prints its ticket (relay address + relay URL and pin) and
- * streams synthetic video frames (examples/common/frames.h) on a
+ * examples/camera: a "camera" behind NAT. It binds at a qpeer-relay, prints
+ * its ticket (relay address + relay URL and pin), accepts phones (allowlist
+ * optional), advertises its candidates so that the phone can punch a direct
+ * path, and streams synthetic video frames (examples/common/frames.h) on a
  * unidirectional stream at a fixed bitrate and frame rate, paced by a
  * uv_timer, for --seconds or until the phone leaves.
  *
@@ -35,7 +33,7 @@ static struct {
   uv_loop_t *loop;
   qpeer_endpoint_t ep;
   qpeer_identity_t *id;
-  qpeer_peer_listener_t lst;
+  qpeer_relay_bind_t rbind;
   int bound;
   struct sockaddr_storage relay_addr, bound_addr;
   struct sockaddr_storage stun_addr[4];
@@ -46,6 +44,8 @@ static struct {
   int ticket_host;
   qpeer_conn_t conn;
   int have_conn;
+  qpeer_peer_advertise_t areq;
+  int advertising;
   qpeer_stream_t st;
   int have_stream, shutting;
   qpeer_shutdown_t sh;
@@ -301,25 +301,36 @@ static void on_stream(qpeer_conn_t *c, int status) {
     free(extra);
 }
 
-static void print_cands(const qpeer_candidate_t *cands, size_t n) {
+static void on_advertised(qpeer_peer_advertise_t *req, int status) {
   size_t i;
-  fprintf(stderr, "camera: advertised %zu candidates:", n);
-  for (i = 0; i < n; i++) {
-    char a[QPEER_ADDR_STRLEN];
-    qpeer_addr_format((const struct sockaddr *)&cands[i].addr, a, sizeof(a));
-    fprintf(stderr, " %s %s", qpeer_candidate_type_name(cands[i].type), a);
-  }
-  fprintf(stderr, "\n");
+  C.advertising = 0;
+  if (status == 0) {
+    fprintf(stderr, "camera: advertised %zu candidates:", req->ncands);
+    for (i = 0; i < req->gather.ncands; i++) {
+      char a[QPEER_ADDR_STRLEN];
+      qpeer_addr_format((const struct sockaddr *)&req->gather.cands[i].addr,
+                        a, sizeof(a));
+      fprintf(stderr, " %s %s", qpeer_candidate_type_name(
+                                    req->gather.cands[i].type), a);
+    }
+    fprintf(stderr, "\n");
+  } else if (status != UV_ECANCELED)
+    fail("advertise", status);
 }
 
-static void on_phone(qpeer_peer_listener_t *l) {
+static void on_connection(qpeer_endpoint_t *ep, int status) {
   qpeer_conn_callbacks_t cbs;
   qpeer_peer_id_t pid;
   qpeer_path_t path;
   char id[QPEER_PEER_ID_STRLEN] = "?", a[QPEER_ADDR_STRLEN] = "?";
+  const struct sockaddr *stun[4];
+  size_t i, n;
+  int r;
+  if (status != 0)
+    return;
   if (C.have_conn) { /* One phone at a time. */
     qpeer_conn_t *extra = malloc(sizeof(*extra));
-    if (extra && qpeer_peer_listener_accept(l, extra) == 0) {
+    if (extra && qpeer_endpoint_accept(ep, extra) == 0) {
       qpeer_conn_shutdown(extra, 1, "busy");
       qpeer_close((qpeer_handle_t *)extra, (qpeer_close_cb)free);
     } else {
@@ -327,8 +338,7 @@ static void on_phone(qpeer_peer_listener_t *l) {
     }
     return;
   }
-  /* Accepting also advertises the candidates to the phone. */
-  if (qpeer_peer_listener_accept(l, &C.conn) != 0)
+  if (qpeer_endpoint_accept(ep, &C.conn) != 0)
     return;
   C.have_conn = 1;
   memset(&cbs, 0, sizeof(cbs));
@@ -342,75 +352,18 @@ static void on_phone(qpeer_peer_listener_t *l) {
     qpeer_addr_format((struct sockaddr *)&path.remote, a, sizeof(a));
   fprintf(stderr, "camera: phone %s connected at %s (via %s)\n", id, a,
           addr_eq(&path.local, &C.bound_addr) ? "relay" : "direct");
-  {
-    qpeer_candidate_t cands[QPEER_GATHER_MAX_CANDS];
-    size_t n = 0;
-    if (qpeer_peer_listener_get_candidates(l, cands, QPEER_GATHER_MAX_CANDS,
-                                           &n) == 0 && n > 0)
-      print_cands(cands, n < QPEER_GATHER_MAX_CANDS ? n
-                                                    : QPEER_GATHER_MAX_CANDS);
-  }
+  /* The relay also answers STUN on its port: our server-reflexive
+   * candidate (the NAT's mapping of our socket) comes from there. */
+  n = C.nstun ? C.nstun : 1;
+  for (i = 0; i < n; i++)
+    stun[i] = (const struct sockaddr *)(C.nstun ? &C.stun_addr[i]
+                                                : &C.relay_addr);
+  r = qpeer_peer_advertise(&C.areq, &C.conn, stun, n, 0, on_advertised);
+  if (r != 0)
+    fail("advertise", r);
+  else
+    C.advertising = 1;
   start_streaming();
-}
-
-static int write_ticket(void);
-
-static void on_bound(const struct sockaddr *addr) {
-  char a[QPEER_ADDR_STRLEN];
-  qpeer_addr_format(addr, a, sizeof(a));
-  memcpy(&C.bound_addr, addr,
-         addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                     : sizeof(struct sockaddr_in));
-  if (C.bound) {
-    fprintf(stderr, "camera: relay address now %s\n", a);
-    return;
-  }
-  C.bound = 1;
-  fprintf(stderr, "camera: bound at the relay as %s\n", a);
-  if (qpeer_ticket_add_typed_addr(&C.t, addr, QPEER_TICKET_ADDR_RELAY) != 0 ||
-      write_ticket() != 0)
-    finish(1);
-}
-
-/* Without --allow, every phone may watch. */
-static int allow_anyone(qpeer_peer_listener_t *l, const qpeer_peer_id_t *p) {
-  (void)l;
-  (void)p;
-  return 1;
-}
-
-static void on_listener(qpeer_peer_listener_t *l, int status,
-                        const qpeer_peer_listener_info_t *info) {
-  char id[QPEER_PEER_ID_STRLEN] = "?";
-  if (C.done)
-    return;
-  switch (info->event) {
-  case QPEER_LISTENER_EV_CONNECTION:
-    on_phone(l);
-    break;
-  case QPEER_LISTENER_EV_REFUSED:
-    if (info->peer_id)
-      qpeer_peer_id_format(info->peer_id, id, sizeof(id));
-    fprintf(stderr, "camera: refused %s: %s\n", id, qpeer_err_name(status));
-    break;
-  case QPEER_LISTENER_EV_CANDIDATES:
-    if (C.have_conn)
-      print_cands(info->cands, info->ncands);
-    break;
-  case QPEER_LISTENER_EV_RELAY:
-    if (status == 0 && info->relay) {
-      on_bound(info->relay);
-    } else if (status != 0) {
-      fail("relay binding", status);
-      if (!C.bound && (status == QPEER_EREFUSED || status == QPEER_EPEERID ||
-                       status == QPEER_ECERT || status == QPEER_EUNSUPPORTED ||
-                       status == QPEER_ERELAY))
-        finish(1);
-    }
-    break;
-  default:
-    break;
-  }
 }
 
 static void finish(int code) {
@@ -425,7 +378,7 @@ static void finish(int code) {
   uv_close((uv_handle_t *)&C.stop_timer, on_uv_closed);
   if (C.have_stream)
     qpeer_close((qpeer_handle_t *)&C.st, on_handle_closed);
-  qpeer_close((qpeer_handle_t *)&C.lst, on_handle_closed);
+  qpeer_relay_bind_close(&C.rbind, on_handle_closed);
   if (C.have_conn) {
     if (code == 0)
       qpeer_conn_shutdown(&C.conn, 0, "done");
@@ -467,6 +420,34 @@ static int write_ticket(void) {
   return 0;
 }
 
+static void on_bound(qpeer_relay_bind_t *b, int status,
+                     const struct sockaddr_storage *addrs, size_t n) {
+  char a[QPEER_ADDR_STRLEN];
+  (void)b;
+  if (status != 0) {
+    fail("relay binding", status);
+    if (!C.bound && (status == QPEER_EREFUSED || status == QPEER_EPEERID ||
+                     status == QPEER_ECERT || status == QPEER_EUNSUPPORTED ||
+                     status == QPEER_ERELAY))
+      finish(1);
+    return;
+  }
+  if (n == 0)
+    return;
+  qpeer_addr_format((const struct sockaddr *)&addrs[0], a, sizeof(a));
+  C.bound_addr = addrs[0];
+  if (C.bound) {
+    fprintf(stderr, "camera: relay address now %s\n", a);
+    return;
+  }
+  C.bound = 1;
+  fprintf(stderr, "camera: bound at the relay as %s\n", a);
+  if (qpeer_ticket_add_typed_addr(&C.t, (const struct sockaddr *)&addrs[0],
+                                  QPEER_TICKET_ADDR_RELAY) != 0 ||
+      write_ticket() != 0)
+    finish(1);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static int parse_rate(const char *s, uint64_t *out) {
@@ -505,10 +486,8 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
   qpeer_endpoint_options_t eo;
-  qpeer_peer_listener_options_t lo;
+  qpeer_listen_options_t lo;
   qpeer_masque_options_t mo;
-  const struct sockaddr *stun[4];
-  size_t nstun, si;
   qpeer_peer_id_t allow[MAX_ALLOW];
   size_t nallow = 0;
   struct sockaddr_storage bind_addr;
@@ -609,6 +588,13 @@ int main(int argc, char **argv) {
   eo.idle_timeout_ms = 30000;
   if ((r = qpeer_endpoint_init(C.loop, &C.ep, &eo)) != 0)
     return fail("endpoint", r);
+  qpeer_listen_options_default(&lo);
+  lo.alpn = alpn;
+  lo.nalpn = 1;
+  lo.allow = nallow ? allow : NULL;
+  lo.nallow = nallow;
+  if ((r = qpeer_endpoint_listen(&C.ep, &lo, on_connection)) != 0)
+    return fail("listen", r);
 
   qpeer_ticket_init(&C.t);
   C.t.peer_id = *qpeer_identity_get_peer_id(C.id);
@@ -635,25 +621,9 @@ int main(int argc, char **argv) {
   mo.auth = QPEER_AUTH_PEER_ID;
   mo.peer_id = &C.relay_pin;
   mo.bearer_token = token;
-  /* The relay also answers STUN on its port: our server-reflexive
-   * candidate (the NAT's mapping of our socket) comes from there. */
-  nstun = C.nstun ? C.nstun : 1;
-  for (si = 0; si < nstun; si++)
-    stun[si] = (const struct sockaddr *)(C.nstun ? &C.stun_addr[si]
-                                                 : &C.relay_addr);
-  qpeer_peer_listener_options_default(&lo);
-  lo.alpn = alpn;
-  lo.nalpn = 1;
-  lo.allow = nallow ? allow : NULL;
-  lo.nallow = nallow;
-  lo.allow_cb = nallow ? NULL : allow_anyone;
-  lo.relay = &mo;
-  lo.stun_servers = stun;
-  lo.nstun = nstun;
-  if ((r = qpeer_peer_listener_init(&C.ep, &C.lst, &lo)) != 0)
-    return fail("listener", r);
-  if ((r = qpeer_peer_listener_start(&C.lst, on_listener)) != 0)
-    return fail("listener", r);
+  if ((r = qpeer_relay_bind_init(&C.ep, &C.rbind, &mo)) != 0 ||
+      (r = qpeer_relay_bind_start(&C.rbind, on_bound)) != 0)
+    return fail("relay bind", r);
 
   uv_run(C.loop, UV_RUN_DEFAULT);
   digest_free(&C.sha);
