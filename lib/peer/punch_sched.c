@@ -411,13 +411,6 @@ static int step_fire(qpeer__punch_sched *s, uint64_t now,
     s->pairs[s->validating].tried = 1;
     s->validating = NO_PAIR;
   }
-  /* A pair the peer already reached us on goes before the round's
-   * untried pairs, also when it is not in the round (a peer-reflexive
-   * pair learned from this round's punches). */
-  if (s->validating == NO_PAIR && (id = best_pair(s, 0, 1, 0)) != NO_PAIR) {
-    start_validation(s, id, now, a);
-    return 1;
-  }
   if (now >= s->fire_at && emit_probe(s, now, a))
     return 1;
   if (s->validating == NO_PAIR && now >= s->fire_at) {

@@ -663,67 +663,6 @@ static void test_punch_sched_heard_and_prflx(void **state) {
       qpeer__punch_sched_on_probe_received(&s, sp(&l), sp(&f), 101 * MS), -1);
 }
 
-/* With several pairs in a round, a pair heard mid-round (here a
- * peer-reflexive one) is validated as soon as the running validation
- * times out, before the round's other untried pairs. */
-static void test_punch_sched_heard_mid_round(void **state) {
-  static trace_t tr;
-  qpeer__punch_sched s;
-  qpeer__punch_opts o = opts(3, 100 * MS);
-  qpeer__punch_action a;
-  qpeer__cand_pair p;
-  struct sockaddr_storage l, f;
-  uint64_t t;
-  int id, k;
-  (void)state;
-  qpeer__punch_sched_init(&s, &o);
-  p = mkpair("192.168.1.2", "203.0.113.7", 5000, 0, 1, 50);
-  qpeer__punch_sched_add_pair(&s, &p);
-  p = mkpair("192.168.1.2", "203.0.113.8", 5000, 1, 1, 40);
-  qpeer__punch_sched_add_pair(&s, &p);
-  p = mkpair("192.168.1.2", "203.0.113.9", 5000, 2, 1, 30);
-  qpeer__punch_sched_add_pair(&s, &p);
-  drain(&s, 0, NULL, &a);
-  drain(&s, 50 * MS, NULL, &a);
-  assert_int_equal(qpeer__punch_sched_validating(&s), 0);
-  assert_true(s.pairs[1].in_round && s.pairs[2].in_round);
-  /* The peer's punch arrives from a mapping we did not know. */
-  sa(&l, "192.168.1.2", 4000);
-  sa(&f, "203.0.113.50", 61000);
-  id = qpeer__punch_sched_on_probe_received(&s, sp(&l), sp(&f), 60 * MS);
-  assert_int_equal(id, 3);
-  assert_false(s.pairs[3].in_round);
-  /* The clock runs on (probes go out, pair 0's validation times out
-   * with no result reported): the next validation is pair 3's, not one
-   * of the round's pairs 1 and 2. */
-  tr.n = 0;
-  t = 60 * MS;
-  for (k = 0; k < 1000; k++) {
-    size_t from = tr.n, j;
-    drain(&s, t, &tr, &a);
-    for (j = from; j < tr.n; j++)
-      if (tr.r[j].a.kind == QPEER__PUNCH_START_VALIDATION)
-        break;
-    if (j < tr.n) {
-      k = (int)j;
-      break;
-    }
-    assert_int_equal(a.kind, QPEER__PUNCH_WAIT);
-    t = a.at;
-  }
-  assert_true(k < (int)tr.n);
-  assert_true(tr.r[k].t >= 50 * MS + qpeer__punch_sched_timeout(&s));
-  t = tr.r[k].t;
-  assert_int_equal(tr.r[k].a.pair, 3);
-  assert_true(qpeer__addr_equal(sp(&tr.r[k].a.remote), sp(&f)));
-  assert_int_equal(qpeer__punch_sched_validating(&s), 3);
-  /* It succeeds: the attempt ends there. */
-  qpeer__punch_sched_on_validation_result(&s, 3, 1, t + 5 * MS);
-  assert_int_equal(drain(&s, t + 5 * MS, NULL, &a), QPEER__PUNCH_DONE);
-  assert_true(a.ok);
-  assert_int_equal(a.pair, 3);
-}
-
 static void test_punch_sched_remove(void **state) {
   static trace_t tr;
   qpeer__punch_sched s;
@@ -979,7 +918,6 @@ int main(void) {
       cmocka_unit_test(test_punch_sched_passes_backoff),
       cmocka_unit_test(test_punch_sched_probe_bounds),
       cmocka_unit_test(test_punch_sched_heard_and_prflx),
-      cmocka_unit_test(test_punch_sched_heard_mid_round),
       cmocka_unit_test(test_punch_sched_remove),
       cmocka_unit_test(test_punch_sched_deterministic),
       cmocka_unit_test(test_punch_resp_basic),
