@@ -227,11 +227,13 @@ int qpeer__conn_write(qpeer__conn *c) {
     uint8_t *dest = b.buf + b.off;
     qpeer__stream *st = NULL;
     int accepted = 0;
-    const uint8_t *dgd = NULL;
-    size_t dgl = 0;
-    int have_dg = qpeer__dgring_front(&c->dgq, &dgd, &dgl);
+    const uint8_t *dgd;
+    size_t dgl;
 
-    if (have_dg && dgl > dgmax) {
+    /* A datagram is written only if the window still has room after it
+     * (ngtcp2 writes while any is left), so a PING can always follow
+     * (handles.h). Even the minimum window (two packets) passes one. */
+    if (qpeer__dgring_front(&c->dgq, &dgd, &dgl) && dgl > dgmax) {
       /* Queued for a larger path than the current one (a migration, or
        * a smaller PMTU): it can never go out and would hold up the
        * queue. */
@@ -239,10 +241,7 @@ int qpeer__conn_write(qpeer__conn *c) {
       qpeer__dgring_pop(&c->dgq);
       continue;
     }
-    /* A datagram is written only if the window still has room after it
-     * (ngtcp2 writes while any is left), so a PING can always follow
-     * (handles.h). Even the minimum window (two packets) passes one. */
-    if (have_dg &&
+    if (qpeer__dgring_front(&c->dgq, &dgd, &dgl) &&
         ngtcp2_conn_get_cwnd_left(c->qc) > dgl + DGRAM_PKT_OVERHEAD) {
       ngtcp2_vec dv;
       dv.base = (uint8_t *)(uintptr_t)dgd;
